@@ -1,0 +1,53 @@
+"""Dependencies of the routes, as Annotated aliases; all built in the lifespan."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.problems import Problem
+from gateway.rpc import Requester
+from shared.settings import Settings
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+def _requester(request: Request) -> Requester:
+    requester: Requester = request.app.state.requester
+    return requester
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+EngineDep = Annotated[AsyncEngine, Depends(_engine)]
+RequesterDep = Annotated[Requester, Depends(_requester)]
+
+
+def _admin(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> None:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), settings.admin_token.encode()
+    ):
+        raise Problem(
+            401,
+            "unauthorized",
+            "a valid admin bearer token is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+AdminDep = Depends(_admin)
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", max_length=200, description="Replays return the first result"),
+]

@@ -1,0 +1,30 @@
+"""Idempotency-Key support: the resource id is derived from the key, the body is hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+from pydantic import BaseModel
+
+_NAMESPACE = uuid.UUID("5b0e7a3e-9d7c-4c55-9a55-6f6c61736873")
+
+
+def request_hash(body: BaseModel) -> str:
+    """Hash of the canonical JSON of a validated body (field order and spacing do not matter)."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def resource_id(kind: str, key: str | None) -> uuid.UUID:
+    """A fresh id, or with a key the same id for every request carrying it."""
+    return uuid.uuid5(_NAMESPACE, f"{kind}:{key}") if key else uuid.uuid4()
+
+
+def parse_id(value: str) -> uuid.UUID | None:
+    """An opaque id from a path or body, or None when it cannot be one of ours."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None

@@ -1,0 +1,101 @@
+"""Holds: reserve units for a short time (decided by the product's inventory partition)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from gateway.deps import EngineDep, IdempotencyKey, RequesterDep, SettingsDep
+from gateway.idempotency import parse_id, request_hash, resource_id
+from gateway.problems import Problem
+from gateway.schemas import HoldIn, HoldOut
+from shared.db import queries
+from shared.messages import HoldPlaced, PlaceHold, utcnow
+
+router = APIRouter(tags=["holds"])
+
+_REFUSALS = {
+    "product_not_found": (404, "product {product_id} does not exist"),
+    "insufficient_stock": (409, "only {available} unit(s) of product {product_id} available"),
+    "sale_not_active": (409, "product {product_id} is not on sale right now"),
+    "customer_limit_exceeded": (409, "this customer may not hold more of product {product_id}"),
+    "idempotency_key_reused": (409, "this Idempotency-Key was used with another request body"),
+}
+
+
+def hold_view(hold: dict[str, Any]) -> dict[str, Any]:
+    """A hold as the API shows it: active past `expires_at` is already expired."""
+    status = hold["status"]
+    if status == "active" and hold["expires_at"] <= utcnow():
+        status = "expired"
+    return {**hold, "status": status}
+
+
+@router.post(
+    "/api/holds",
+    status_code=201,
+    response_model=HoldOut,
+    responses={404: {}, 409: {}, 422: {}, 429: {}, 503: {}},
+)
+async def place_hold(
+    body: HoldIn,
+    response: Response,
+    settings: SettingsDep,
+    engine: EngineDep,
+    requester: RequesterDep,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """Hold `qty` units of a product until `expires_at`; turn it into an order before then."""
+    if body.qty > settings.max_qty_per_hold:
+        raise Problem(
+            422,
+            "validation_error",
+            f"qty: at most {settings.max_qty_per_hold} units per hold",
+            errors=[{"loc": ["body", "qty"], "msg": "too large", "type": "less_than_equal"}],
+        )
+    digest = request_hash(body)
+    hold_id = resource_id("hold", idempotency_key)
+    if idempotency_key:
+        async with engine.connect() as conn:
+            existing = await queries.get_hold(conn, hold_id)
+        if existing is not None:
+            if existing["request_hash"] != digest:
+                raise Problem(409, "idempotency_key_reused", _REFUSALS["idempotency_key_reused"][1])
+            response.headers["Location"] = f"/api/holds/{hold_id}"
+            return hold_view(existing)
+    reply = await requester.place_hold(
+        PlaceHold(
+            hold_id=hold_id,
+            product_id=body.product_id,
+            qty=body.qty,
+            customer_id=body.customer_id,
+            idempotency_key=idempotency_key,
+            request_hash=digest,
+            deadline=requester.deadline(),  # type: ignore[arg-type]
+        )
+    )
+    if isinstance(reply, HoldPlaced):
+        response.headers["Location"] = f"/api/holds/{reply.hold_id}"
+        return {**reply.model_dump(), "order_id": None}
+    status, template = _REFUSALS[reply.reason]
+    extra = {"available": reply.available} if reply.reason == "insufficient_stock" else {}
+    raise Problem(
+        status,
+        reply.reason,
+        template.format(product_id=body.product_id, available=reply.available),
+        **extra,
+    )
+
+
+@router.get("/api/holds/{hold_id}", response_model=HoldOut, responses={404: {}})
+async def get_hold(hold_id: str, engine: EngineDep) -> dict[str, Any]:
+    """A hold and its status: active, converted (with its order) or expired."""
+    parsed = parse_id(hold_id)
+    hold = None
+    if parsed is not None:
+        async with engine.connect() as conn:
+            hold = await queries.get_hold(conn, parsed)
+    if hold is None:
+        raise Problem(404, "hold_not_found", f"hold {hold_id} does not exist")
+    return hold_view(hold)

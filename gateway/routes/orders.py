@@ -1,0 +1,99 @@
+"""Orders: turn a live hold into an order, exactly once (decided by the orders worker)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from gateway.deps import EngineDep, IdempotencyKey, RequesterDep
+from gateway.idempotency import parse_id, request_hash, resource_id
+from gateway.problems import Problem
+from gateway.schemas import OrderIn, OrderOut, OrderProcessing
+from shared.bus import ReplyTimeout
+from shared.db import queries
+from shared.messages import CreateOrder, OrderCreated
+
+router = APIRouter(tags=["orders"])
+
+
+def _hold_not_found(hold_id: str) -> Problem:
+    return Problem(404, "hold_not_found", f"hold {hold_id} does not exist")
+
+
+@router.post(
+    "/api/orders",
+    status_code=201,
+    response_model=OrderOut,
+    responses={202: {"model": OrderProcessing}, 404: {}, 409: {}, 422: {}, 503: {}},
+)
+async def create_order(
+    body: OrderIn,
+    response: Response,
+    engine: EngineDep,
+    requester: RequesterDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    """Create the order of an active hold; 202 with the order id when the answer is late."""
+    hold_id = parse_id(body.hold_id)
+    if hold_id is None:
+        raise _hold_not_found(body.hold_id)
+    digest = request_hash(body)
+    order_id = resource_id("order", idempotency_key)
+    if idempotency_key:
+        async with engine.connect() as conn:
+            existing = await queries.get_order(conn, order_id)
+        if existing is not None:
+            if existing["request_hash"] != digest:
+                raise Problem(
+                    409, "idempotency_key_reused", "this Idempotency-Key was used with another body"
+                )
+            response.headers["Location"] = f"/api/orders/{order_id}"
+            return existing
+    cmd = CreateOrder(
+        order_id=order_id,
+        hold_id=hold_id,
+        payment_method=body.payment_method,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+    )
+    try:
+        reply = await requester.create_order(cmd)
+    except ReplyTimeout:
+        # The command is durable in the queue and the id is fixed: the order will appear.
+        return JSONResponse(
+            OrderProcessing(order_id=order_id).model_dump(mode="json"),
+            status_code=202,
+            headers={"Location": f"/api/orders/{order_id}", "Retry-After": "1"},
+        )
+    if isinstance(reply, OrderCreated):
+        response.headers["Location"] = f"/api/orders/{reply.order_id}"
+        async with engine.connect() as conn:
+            stored = await queries.get_order(conn, reply.order_id)
+        return stored or reply.model_dump()
+    if reply.reason == "hold_not_found":
+        raise _hold_not_found(body.hold_id)
+    if reply.reason == "hold_expired":
+        raise Problem(409, "hold_expired", f"hold {hold_id} has expired")
+    if reply.reason == "hold_already_used":
+        raise Problem(
+            409,
+            "hold_already_used",
+            f"hold {hold_id} already became order {reply.order_id}",
+            order_id=str(reply.order_id) if reply.order_id else None,
+        )
+    raise Problem(409, "idempotency_key_reused", "this Idempotency-Key was used with another body")
+
+
+@router.get("/api/orders/{order_id}", response_model=OrderOut, responses={404: {}})
+async def get_order(order_id: str, engine: EngineDep) -> dict[str, Any]:
+    """An order and its payment status."""
+    parsed = parse_id(order_id)
+    order = None
+    if parsed is not None:
+        async with engine.connect() as conn:
+            order = await queries.get_order(conn, parsed)
+    if order is None:
+        raise Problem(404, "order_not_found", f"order {order_id} does not exist")
+    return order

@@ -1,0 +1,114 @@
+"""HTTP request and response bodies (the HTTP contract of DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_BIGINT = 2**63 - 1
+
+
+class Strict(BaseModel):
+    """Request bodies refuse unknown fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProductOut(BaseModel):
+    id: int
+    name: str
+    price_cents: int
+    stock_total: int
+    available: int
+    max_per_customer: int | None
+    sale_starts_at: datetime | None
+    sale_ends_at: datetime | None
+
+
+class ProductIn(Strict):
+    name: str = Field(min_length=1, max_length=200, examples=["Limited sneaker"])
+    price_cents: int = Field(ge=0, le=MAX_BIGINT, examples=[12900])
+    stock: int = Field(ge=0, le=2**31 - 1, examples=[100])
+    max_per_customer: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    sale_starts_at: datetime | None = None
+    sale_ends_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _window_in_order(self) -> Self:
+        for value in (self.sale_starts_at, self.sale_ends_at):
+            if value is not None and value.tzinfo is None:
+                raise ValueError("sale times need a timezone (e.g. 2026-11-21T10:00:00Z)")
+        if self.sale_starts_at and self.sale_ends_at and self.sale_ends_at <= self.sale_starts_at:
+            raise ValueError("sale_ends_at must be after sale_starts_at")
+        return self
+
+
+class RestockIn(Strict):
+    add: int = Field(gt=0, le=2**31 - 1, examples=[50])
+
+
+class HoldIn(Strict):
+    product_id: int = Field(ge=1, le=MAX_BIGINT, examples=[1])
+    qty: int = Field(ge=1, examples=[1])
+    customer_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class HoldOut(BaseModel):
+    hold_id: uuid.UUID
+    product_id: int
+    qty: int
+    status: Literal["active", "converted", "expired"]
+    expires_at: datetime
+    order_id: uuid.UUID | None = None
+
+
+class OrderIn(Strict):
+    hold_id: str = Field(min_length=1, max_length=100)
+    payment_method: Literal["online", "cash_on_delivery"] = "online"
+
+
+class OrderOut(BaseModel):
+    order_id: uuid.UUID
+    hold_id: uuid.UUID
+    product_id: int
+    qty: int
+    amount_cents: int
+    status: Literal["pending", "paid", "cancelled"]
+    payment_method: Literal["online", "cash_on_delivery"]
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class OrderProcessing(BaseModel):
+    order_id: uuid.UUID
+    status: Literal["processing"] = "processing"
+
+
+class WebhookIn(Strict):
+    idempotency_key: str = Field(min_length=1, max_length=200)
+    order_id: uuid.UUID | None = None
+    hold_id: uuid.UUID | None = None
+    status: Literal["success", "failed"]
+    amount_cents: int | None = Field(default=None, ge=0, le=MAX_BIGINT)
+    provider_reference: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _exactly_one_reference(self) -> Self:
+        if (self.order_id is None) == (self.hold_id is None):
+            raise ValueError("give exactly one of order_id and hold_id")
+        return self
+
+
+class WebhookOut(BaseModel):
+    idempotency_key: str
+    result: str
+    order_id: uuid.UUID | None = None
+    order_status: str | None = None
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, Any] = {}

@@ -1,0 +1,215 @@
+"""Outgoing messages over aio-pika: topology declaration, confirmed publishes, request/reply.
+
+FastStream consumes; this module sends. `broker.request()` serialises concurrent requests
+behind one lock, so requests here use an exclusive reply queue per process and a
+correlation-id → future map: any number of requests are in flight at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from faststream.rabbit import RabbitExchange, RabbitQueue
+from pydantic import BaseModel
+
+from shared import topology
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class BusUnavailable(Exception):
+    """The broker did not take the message (down, unroutable, or no confirm in time)."""
+
+
+class ReplyTimeout(Exception):
+    """The command was confirmed by the broker but no reply came before the deadline."""
+
+
+async def connect(settings: Settings, name: str) -> AbstractRobustConnection:
+    """A reconnecting AMQP connection with a low heartbeat (a frozen peer is noticed soon)."""
+    return await aio_pika.connect_robust(
+        settings.amqp_url,
+        heartbeat=settings.amqp_heartbeat_seconds,
+        client_properties={"connection_name": name},
+        timeout=10,
+    )
+
+
+async def _declare_exchange(channel: AbstractChannel, ex: RabbitExchange) -> AbstractExchange:
+    return await channel.declare_exchange(ex.name, type=ex.type.value, durable=ex.durable)
+
+
+async def _declare_queue(channel: AbstractChannel, q: RabbitQueue) -> AbstractQueue:
+    return await channel.declare_queue(q.name, durable=True, arguments=dict(q.arguments or {}))
+
+
+async def declare_topology(channel: AbstractChannel, settings: Settings) -> None:
+    """Declare every exchange, queue and binding; idempotent, run by each process at start."""
+    inventory = await _declare_exchange(channel, topology.INVENTORY_EXCHANGE)
+    commands = await _declare_exchange(channel, topology.COMMANDS_EXCHANGE)
+    dead = await _declare_exchange(channel, topology.DEAD_EXCHANGE)
+    for q in topology.partition_queues(settings.partitions):
+        queue = await _declare_queue(channel, q)
+        await queue.bind(inventory, routing_key=q.routing_key)
+    for q in (topology.orders_queue(), topology.payments_queue()):
+        queue = await _declare_queue(channel, q)
+        await queue.bind(commands, routing_key=q.routing_key)
+    for q in topology.command_queues(settings.partitions):
+        dq = topology.dead_queue(q.name)
+        queue = await _declare_queue(channel, dq)
+        await queue.bind(dead, routing_key=dq.routing_key)
+    for ex, q in (
+        topology.hold_delay(settings.hold_ttl_seconds),
+        topology.order_delay(settings.payment_window_seconds),
+    ):
+        exchange = await _declare_exchange(channel, ex)
+        queue = await _declare_queue(channel, q)
+        await queue.bind(exchange, routing_key="")
+
+
+def encode(message: BaseModel, **properties: Any) -> aio_pika.Message:
+    """A persistent JSON AMQP message carrying the model's id and type."""
+    message_id = getattr(message, "message_id", None)
+    return aio_pika.Message(
+        message.model_dump_json().encode(),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=str(message_id) if message_id else None,
+        type=getattr(message, "type", None),
+        **properties,
+    )
+
+
+class Bus:
+    """One process's outgoing side: confirmed, mandatory publishes and request/reply."""
+
+    def __init__(self, settings: Settings, process: str) -> None:
+        self._settings = settings
+        self._process = process
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._futures: dict[str, asyncio.Future[bytes]] = {}
+        self.reply_queue = topology.reply_queue_name(process)
+
+    async def start(self) -> None:
+        """Connect, declare the topology and start listening on the reply queue."""
+        self._connection = await connect(self._settings, self._process)
+        self._channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        await declare_topology(self._channel, self._settings)
+        queue = await self._channel.declare_queue(
+            self.reply_queue, exclusive=True, auto_delete=True, durable=False
+        )
+        await queue.consume(self._on_reply, no_ack=True)
+
+    async def close(self) -> None:
+        """Fail pending requests and close the connection."""
+        for fut in self._futures.values():
+            if not fut.done():
+                fut.set_exception(BusUnavailable("bus closed"))
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the connection is up right now (a robust connection may be reconnecting)."""
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        fut = self._futures.get(message.correlation_id or "")
+        if fut is not None and not fut.done():
+            fut.set_result(message.body)
+
+    async def _exchange(self, name: str) -> AbstractExchange:
+        if not self.is_open or self._channel is None:
+            raise BusUnavailable("not connected to the broker")
+        if name not in self._exchanges:
+            self._exchanges[name] = await self._channel.get_exchange(name, ensure=False)
+        return self._exchanges[name]
+
+    async def publish(
+        self,
+        message: BaseModel,
+        *,
+        exchange: str,
+        routing_key: str,
+        timeout: float = 5.0,
+        **properties: Any,
+    ) -> None:
+        """Publish and wait for the broker's confirm; unroutable or unconfirmed raises."""
+        try:
+            ex = await self._exchange(exchange)
+            await asyncio.wait_for(
+                ex.publish(encode(message, **properties), routing_key, mandatory=True),
+                timeout,
+            )
+        except BusUnavailable:
+            raise
+        except TimeoutError as exc:
+            raise BusUnavailable("no publisher confirm in time") from exc
+        except aio_pika.exceptions.DeliveryError as exc:
+            raise BusUnavailable(f"broker refused the message: {exc}") from exc
+        except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+            raise BusUnavailable(f"publish failed: {exc!r}") from exc
+
+    async def request(
+        self,
+        message: BaseModel,
+        *,
+        exchange: str,
+        routing_key: str,
+        timeout: float,
+        expires: bool = True,
+    ) -> bytes:
+        """Publish a command with a reply address and wait for the reply's raw body.
+
+        With `expires`, the command also carries the timeout as its AMQP expiration: the broker
+        drops it if nobody took it in time (the worker checks the command's own deadline too).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        correlation_id = uuid.uuid4().hex
+        fut: asyncio.Future[bytes] = loop.create_future()
+        self._futures[correlation_id] = fut
+        try:
+            await self.publish(
+                message,
+                exchange=exchange,
+                routing_key=routing_key,
+                timeout=timeout,
+                correlation_id=correlation_id,
+                reply_to=self.reply_queue,
+                expiration=max(timeout, 0.001) if expires else None,
+            )
+            remaining = deadline - loop.time()
+            try:
+                body = await asyncio.wait_for(fut, max(remaining, 0.001))
+            except TimeoutError as exc:
+                raise ReplyTimeout(f"no reply within {timeout:.1f} s") from exc
+            if not body:
+                # the worker dropped the command: its deadline had passed
+                raise ReplyTimeout("the command was dropped past its deadline")
+            return body
+        finally:
+            self._futures.pop(correlation_id, None)

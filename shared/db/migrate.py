@@ -1,0 +1,26 @@
+"""Run the Alembic migrations of deploy/alembic against a database URL."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+
+from shared.settings import PROJECT_ROOT
+
+
+def alembic_config(database_url: str) -> Config:
+    """Alembic configuration for this project's migrations and the given database."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(PROJECT_ROOT / "deploy" / "alembic"))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Migrate up to `revision` (synchronous; call it outside a running event loop)."""
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str = "base") -> None:
+    """Migrate down to `revision`."""
+    command.downgrade(alembic_config(database_url), revision)

@@ -1,0 +1,117 @@
+"""The tables that hold the truth. The migration in deploy/alembic creates exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+
+def _timestamps() -> list[Column[object]]:
+    return [
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ]
+
+
+products = Table(
+    "products",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("price_cents", BigInteger, nullable=False),
+    Column("stock_total", Integer, nullable=False),
+    Column("available", Integer, nullable=False),
+    Column("max_per_customer", Integer, nullable=True),
+    Column("sale_starts_at", DateTime(timezone=True), nullable=True),
+    Column("sale_ends_at", DateTime(timezone=True), nullable=True),
+    Column("holds_refused", BigInteger, nullable=False, server_default=text("0")),
+    *_timestamps(),
+    CheckConstraint("available >= 0 AND available <= stock_total", name="available_in_range"),
+    CheckConstraint("price_cents >= 0", name="price_not_negative"),
+    CheckConstraint("max_per_customer IS NULL OR max_per_customer > 0", name="limit_positive"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("product_id", BigInteger, ForeignKey("products.id"), nullable=False),
+    Column("qty", Integer, nullable=False),
+    Column("customer_id", Text, nullable=True),
+    Column("status", Text, nullable=False, server_default=text("'active'")),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("order_id", Uuid, nullable=True),
+    Column("idempotency_key", Text, nullable=True, unique=True),
+    Column("request_hash", Text, nullable=True),
+    *_timestamps(),
+    CheckConstraint("qty > 0", name="hold_qty_positive"),
+    CheckConstraint("status IN ('active', 'converted', 'expired')", name="hold_status_known"),
+)
+Index("ix_holds_active_expiry", holds.c.expires_at, postgresql_where=holds.c.status == "active")
+Index("ix_holds_product_customer", holds.c.product_id, holds.c.customer_id)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("hold_id", Uuid, ForeignKey("holds.id"), nullable=False, unique=True),
+    Column("product_id", BigInteger, ForeignKey("products.id"), nullable=False),
+    Column("customer_id", Text, nullable=True),
+    Column("qty", Integer, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("payment_method", Text, nullable=False),
+    Column("pay_by", DateTime(timezone=True), nullable=True),
+    Column("cancel_reason", Text, nullable=True),
+    Column("cancelled_by", Text, nullable=True),
+    Column("idempotency_key", Text, nullable=True, unique=True),
+    Column("request_hash", Text, nullable=True),
+    *_timestamps(),
+    CheckConstraint("qty > 0", name="order_qty_positive"),
+    CheckConstraint("status IN ('pending', 'paid', 'cancelled')", name="order_status_known"),
+    CheckConstraint(
+        "payment_method IN ('online', 'cash_on_delivery')", name="order_payment_method_known"
+    ),
+)
+Index("ix_orders_product_customer", orders.c.product_id, orders.c.customer_id)
+Index("ix_orders_pending_pay_by", orders.c.pay_by, postgresql_where=orders.c.status == "pending")
+
+payment_events = Table(
+    "payment_events",
+    metadata,
+    Column("idempotency_key", Text, primary_key=True),
+    Column("payload_hash", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("order_id", Uuid, nullable=True),
+    Column("hold_id", Uuid, nullable=True),
+    Column("status", Text, nullable=False),
+    Column("amount_cents", BigInteger, nullable=True),
+    Column("provider_reference", Text, nullable=True),
+    Column("result", Text, nullable=True),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("status IN ('success', 'failed')", name="payment_status_known"),
+    CheckConstraint(
+        "result IS NULL OR result IN ('applied', 'ignored', 'pending_order')",
+        name="payment_result_known",
+    ),
+)
+Index("ix_payment_events_order", payment_events.c.order_id)
+Index("ix_payment_events_hold", payment_events.c.hold_id)

@@ -1,0 +1,440 @@
+"""RabbitMQ and PostgreSQL as local processes, from Debian's packages, in a folder of our own.
+
+Used by `flashsale up` (the development system) and by the test fixtures (their own folder and
+ports). Nothing here needs a Docker engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RABBIT_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+RABBIT_USER = "rabbitmq"
+PG_USER = "postgres"
+DB_USER = DB_PASSWORD = DB_NAME = "flashsale"
+AMQP_USER = AMQP_PASSWORD = "flashsale"
+
+
+class ServerError(RuntimeError):
+    """A local server could not be installed, started or reached; the message says why."""
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_taken(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:port."""
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a log file, for error messages."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"
+
+
+def pg_bin_dir() -> Path | None:
+    """Directory of the newest installed PostgreSQL server binaries."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), reverse=True)
+    return versions[0].parent if versions else None
+
+
+def missing_packages() -> list[str]:
+    """Debian packages the local servers need that are not installed."""
+    missing = []
+    if not Path(RABBIT_SERVER).exists():
+        missing.append("rabbitmq-server")
+    if pg_bin_dir() is None:
+        missing.append("postgresql")
+    return missing
+
+
+def ensure_packages() -> None:
+    """Install missing Debian packages when root; otherwise say exactly what to install."""
+    missing = missing_packages()
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise ServerError(
+            "missing Debian packages: "
+            + " ".join(missing)
+            + f"\ninstall them with: sudo apt-get install -y {' '.join(missing)}"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+
+
+def _as_user(user: str, argv: list[str]) -> list[str]:
+    """Run argv as `user` (servers refuse root), exec'ing in place so the pid stays the server's."""
+    if os.geteuid() != 0:
+        return argv
+    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *argv]
+
+
+def _chown_tree(path: Path, user: str) -> None:
+    if os.geteuid() != 0:
+        return
+    entry = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        for name in [root, *(os.path.join(root, d) for d in dirs)]:
+            os.chown(name, entry.pw_uid, entry.pw_gid)
+        for f in files:
+            os.chown(os.path.join(root, f), entry.pw_uid, entry.pw_gid)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of ours counts as gone
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return True
+
+
+def stop_pid(pid: int, timeout: float = 20.0) -> None:
+    """SIGTERM, wait up to `timeout`, then SIGKILL: the process is gone when this returns."""
+    if not _pid_alive(pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    while _pid_alive(pid):
+        time.sleep(0.05)
+
+
+def _epmd_running() -> bool:
+    return port_taken(4369)
+
+
+@dataclass
+class LocalServers:
+    """One RabbitMQ node and one PostgreSQL cluster with their data under `home`."""
+
+    home: Path
+    amqp_port: int
+    mgmt_port: int
+    pg_port: int
+    node_name: str = "flashsale"
+    prometheus_port: int = 0
+    dist_port: int = 0
+    started_epmd: bool = field(default=False)
+
+    def __post_init__(self) -> None:
+        self.home = self.home.resolve()
+        self.prometheus_port = self.prometheus_port or self.mgmt_port + 1
+        self.dist_port = self.dist_port or self.amqp_port + 20000
+
+    # ---- where things are -------------------------------------------------------------
+    @property
+    def rabbit_dir(self) -> Path:
+        return self.home / "rabbitmq"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.home / "postgres"
+
+    @property
+    def rabbit_log(self) -> Path:
+        return self.rabbit_dir / "log" / "node.log"
+
+    @property
+    def pg_log(self) -> Path:
+        return self.pg_dir / "postgres.log"
+
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@127.0.0.1:{self.amqp_port}/"
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql+asyncpg://{DB_USER}:{DB_PASSWORD}@127.0.0.1:{self.pg_port}/{DB_NAME}"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://127.0.0.1:{self.mgmt_port}/"
+
+    @property
+    def rabbit_pid_file(self) -> Path:
+        return self.rabbit_dir / "node.pid"
+
+    # ---- RabbitMQ ---------------------------------------------------------------------
+    def _rabbit_env(self) -> dict[str, str]:
+        conf = self.rabbit_dir / "rabbitmq.conf"
+        return {
+            **os.environ,
+            "HOME": "/var/lib/rabbitmq" if os.geteuid() == 0 else os.environ.get("HOME", "/"),
+            "RABBITMQ_NODENAME": f"{self.node_name}@localhost",
+            "RABBITMQ_MNESIA_BASE": str(self.rabbit_dir / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.rabbit_dir / "log"),
+            "RABBITMQ_LOGS": str(self.rabbit_log),
+            "RABBITMQ_PID_FILE": str(self.rabbit_pid_file),
+            "RABBITMQ_CONFIG_FILE": str(conf),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.rabbit_dir / "enabled_plugins"),
+            "RABBITMQ_NODE_PORT": str(self.amqp_port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+        }
+
+    def _write_rabbit_config(self) -> None:
+        (self.rabbit_dir / "mnesia").mkdir(parents=True, exist_ok=True)
+        (self.rabbit_dir / "log").mkdir(parents=True, exist_ok=True)
+        (self.rabbit_dir / "enabled_plugins").write_text(
+            "[rabbitmq_management,rabbitmq_prometheus].\n"
+        )
+        (self.rabbit_dir / "rabbitmq.conf").write_text(
+            "\n".join(
+                [
+                    f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}",
+                    f"management.tcp.port = {self.mgmt_port}",
+                    "management.tcp.ip = 127.0.0.1",
+                    f"prometheus.tcp.port = {self.prometheus_port}",
+                    "prometheus.tcp.ip = 127.0.0.1",
+                    f"default_user = {AMQP_USER}",
+                    f"default_pass = {AMQP_PASSWORD}",
+                    "default_user_tags.administrator = true",
+                    "default_permissions.configure = .*",
+                    "default_permissions.read = .*",
+                    "default_permissions.write = .*",
+                    "loopback_users = none",
+                    "log.console = false",
+                    "log.file.level = info",
+                    "",
+                ]
+            )
+        )
+        _chown_tree(self.rabbit_dir, RABBIT_USER)
+
+    def rabbit_pid(self) -> int | None:
+        """Pid of the running node, if its pid file names a live process."""
+        try:
+            pid = int(self.rabbit_pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def start_rabbit(self, timeout: float = 90.0) -> int:
+        """Start the node (or find it running) and wait until AMQP and the UI answer."""
+        if (pid := self.rabbit_pid()) is not None:
+            self._wait_rabbit(timeout, pid)
+            return pid
+        for port, what in [(self.amqp_port, "AMQP"), (self.mgmt_port, "management UI")]:
+            if port_taken(port):
+                raise ServerError(f"port {port} ({what}) is taken by another process")
+        self._write_rabbit_config()
+        self.started_epmd = not _epmd_running()
+        out = (self.rabbit_dir / "log" / "startup.log").open("ab")
+        proc = subprocess.Popen(
+            _as_user(RABBIT_USER, [RABBIT_SERVER]),
+            env=self._rabbit_env(),
+            cwd=self.rabbit_dir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        out.close()
+        self.rabbit_pid_file.write_text(str(proc.pid))
+        self._wait_rabbit(timeout, proc.pid)
+        return proc.pid
+
+    def _wait_rabbit(self, timeout: float, pid: int) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _pid_alive(pid):
+                raise ServerError(
+                    "RabbitMQ exited during start-up; its log ends with:\n"
+                    + log_tail(self.rabbit_log)
+                    + "\n"
+                    + log_tail(self.rabbit_dir / "log" / "startup.log")
+                )
+            if port_taken(self.amqp_port):
+                with contextlib.suppress(httpx.HTTPError):
+                    r = httpx.get(
+                        f"{self.management_url}api/overview",
+                        auth=(AMQP_USER, AMQP_PASSWORD),
+                        timeout=2,
+                    )
+                    if r.status_code == 200:
+                        return
+            time.sleep(0.3)
+        raise ServerError(
+            f"RabbitMQ did not answer within {timeout:.0f} s; its log ends with:\n"
+            + log_tail(self.rabbit_log)
+        )
+
+    def stop_rabbit(self) -> None:
+        """Stop the node and, if this launcher started the Erlang port mapper, that too."""
+        pid = self.rabbit_pid()
+        if pid is not None:
+            stop_pid(pid, timeout=30)
+        with contextlib.suppress(OSError):
+            self.rabbit_pid_file.unlink()
+        if self.started_epmd and shutil.which("epmd"):
+            # refused by epmd while any other node is still registered: shared nodes survive
+            subprocess.run(["epmd", "-kill"], capture_output=True, check=False)
+
+    # ---- PostgreSQL -------------------------------------------------------------------
+    @property
+    def _pg_data(self) -> Path:
+        return self.pg_dir / "data"
+
+    def _pg(self, tool: str) -> str:
+        bin_dir = pg_bin_dir()
+        if bin_dir is None:
+            raise ServerError("PostgreSQL is not installed: apt-get install -y postgresql")
+        return str(bin_dir / tool)
+
+    def _init_postgres(self) -> None:
+        self.pg_dir.mkdir(parents=True, exist_ok=True)
+        (self.pg_dir / "run").mkdir(exist_ok=True)
+        pwfile = self.pg_dir / "pwfile"
+        pwfile.write_text(DB_PASSWORD + "\n")
+        _chown_tree(self.pg_dir, PG_USER)
+        result = subprocess.run(
+            _as_user(
+                PG_USER,
+                [
+                    self._pg("initdb"),
+                    "-D",
+                    str(self._pg_data),
+                    "-U",
+                    DB_USER,
+                    f"--pwfile={pwfile}",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--no-instructions",
+                ],
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        pwfile.unlink()
+        if result.returncode != 0:
+            raise ServerError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
+
+    def postgres_running(self) -> bool:
+        pid_file = self._pg_data / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        return _pid_alive(pid)
+
+    def start_postgres(self, timeout: float = 60.0) -> None:
+        """Initialise the cluster on first use, start it, create the database, wait for it."""
+        if not (self._pg_data / "PG_VERSION").exists():
+            self._init_postgres()
+        if not self.postgres_running():
+            if port_taken(self.pg_port):
+                raise ServerError(f"port {self.pg_port} (PostgreSQL) is taken by another process")
+            options = (
+                f"-p {self.pg_port} -k {self.pg_dir / 'run'} -c listen_addresses=127.0.0.1 "
+                "-c max_connections=300"
+            )
+            result = subprocess.run(
+                _as_user(
+                    PG_USER,
+                    [
+                        self._pg("pg_ctl"),
+                        "-D",
+                        str(self._pg_data),
+                        "-o",
+                        options,
+                        "-l",
+                        str(self.pg_log),
+                        "-w",
+                        "-t",
+                        str(int(timeout)),
+                        "start",
+                    ],
+                ),
+                capture_output=True,
+                text=True,
+                check=False,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            if result.returncode != 0:
+                raise ServerError(
+                    "PostgreSQL did not start; its log ends with:\n" + log_tail(self.pg_log)
+                )
+        self._create_database()
+
+    def _create_database(self) -> None:
+        psql = [self._pg("psql"), "-h", str(self.pg_dir / "run"), "-p", str(self.pg_port)]
+        psql += ["-U", DB_USER, "-d", "postgres", "-tAc"]
+        found = subprocess.run(
+            [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        if found.stdout.strip() != "1":
+            subprocess.run([*psql, f"CREATE DATABASE {DB_NAME}"], capture_output=True, check=True)
+
+    def stop_postgres(self) -> None:
+        """Fast shutdown: open transactions are rolled back, nothing committed is lost."""
+        if not self.postgres_running():
+            return
+        subprocess.run(
+            _as_user(PG_USER, [self._pg("pg_ctl"), "-D", str(self._pg_data), "stop", "-m", "fast"]),
+            capture_output=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+
+    # ---- both -------------------------------------------------------------------------
+    def prepare_home(self) -> None:
+        """The data folder, reachable by the server users (they run without root)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.home, 0o755)
+
+    def start(self) -> None:
+        """Both servers, in parallel: PostgreSQL starts while the Erlang VM boots."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.prepare_home()
+        with ThreadPoolExecutor(2) as pool:
+            rabbit = pool.submit(self.start_rabbit)
+            pg = pool.submit(self.start_postgres)
+            pg.result()
+            rabbit.result()
+
+    def stop(self) -> None:
+        """Both servers; safe to call when they are not running."""
+        self.stop_postgres()
+        self.stop_rabbit()

@@ -1,0 +1,103 @@
+"""Replies and events the workers send back: past tense, one model per outcome."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from shared.messages.base import Message
+
+HoldRefusalReason = Literal[
+    "product_not_found",
+    "insufficient_stock",
+    "sale_not_active",
+    "customer_limit_exceeded",
+    "idempotency_key_reused",
+]
+
+
+class HoldPlaced(Message):
+    """A hold exists (now or from an earlier delivery of the same command)."""
+
+    type: Literal["HoldPlaced"] = "HoldPlaced"
+    hold_id: uuid.UUID
+    product_id: int
+    qty: int
+    status: Literal["active", "converted", "expired"] = "active"
+    expires_at: datetime
+    available: int = Field(description="Units still available after this hold.")
+
+
+class HoldRefused(Message):
+    """No hold was placed; nothing changed."""
+
+    type: Literal["HoldRefused"] = "HoldRefused"
+    reason: HoldRefusalReason
+    available: int | None = None
+
+
+HoldReply = Annotated[HoldPlaced | HoldRefused, Field(discriminator="type")]
+
+
+class StockChanged(Message):
+    """Reply to a restock or a release: the product's stock afterwards."""
+
+    type: Literal["StockChanged"] = "StockChanged"
+    product_id: int
+    stock_total: int | None = None
+    available: int | None = None
+    found: bool = True
+
+
+class OrderCancelled(Message):
+    """Reply to a release: the order's status afterwards and whether this command cancelled it."""
+
+    type: Literal["OrderCancelled"] = "OrderCancelled"
+    order_id: uuid.UUID
+    order_status: Literal["pending", "paid", "cancelled"] | None
+    cancelled_now: bool
+    cancel_reason: str | None = None
+
+
+class OrderCreated(Message):
+    """An order exists for the hold (now or from an earlier delivery)."""
+
+    type: Literal["OrderCreated"] = "OrderCreated"
+    order_id: uuid.UUID
+    hold_id: uuid.UUID
+    product_id: int
+    qty: int
+    amount_cents: int
+    status: Literal["pending", "paid", "cancelled"]
+    payment_method: Literal["online", "cash_on_delivery"]
+
+
+OrderRefusalReason = Literal[
+    "hold_not_found", "hold_expired", "hold_already_used", "idempotency_key_reused"
+]
+
+
+class OrderRefused(Message):
+    """No order was created; nothing changed."""
+
+    type: Literal["OrderRefused"] = "OrderRefused"
+    reason: OrderRefusalReason
+    order_id: uuid.UUID | None = Field(default=None, description="The existing order, if used.")
+
+
+OrderReply = Annotated[OrderCreated | OrderRefused, Field(discriminator="type")]
+
+PaymentResult = Literal["applied", "duplicate", "ignored", "pending_order", "key_reused"]
+
+
+class PaymentRecorded(Message):
+    """What the payments worker did with a webhook."""
+
+    type: Literal["PaymentRecorded"] = "PaymentRecorded"
+    idempotency_key: str
+    result: PaymentResult
+    order_id: uuid.UUID | None = None
+    order_status: Literal["pending", "paid", "cancelled"] | None = None

@@ -1,0 +1,108 @@
+"""The process shell every worker shares: settings, logging, broker, engine, bus, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from faststream import FastStream
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
+from prometheus_client import REGISTRY, start_http_server
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.bus import Bus
+from shared.db.session import make_engine
+from shared.logging import setup_logging
+from shared.settings import Settings, get_settings
+
+log = logging.getLogger("workers")
+
+
+@dataclass
+class WorkerContext:
+    """What a worker's handlers need; filled in at start-up, never at import time."""
+
+    name: str
+    settings: Settings
+    _engine: AsyncEngine | None = None
+    _bus: Bus | None = None
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        assert self._engine is not None, "worker not started"
+        return self._engine
+
+    @property
+    def bus(self) -> Bus:
+        assert self._bus is not None, "worker not started"
+        return self._bus
+
+
+def broker_url(settings: Settings) -> str:
+    """The AMQP URL with a low heartbeat, so a frozen consumer loses its partition soon."""
+    sep = "&" if "?" in settings.amqp_url else "?"
+    return f"{settings.amqp_url}{sep}heartbeat={settings.amqp_heartbeat_seconds}"
+
+
+def make_broker(settings: Settings, name: str) -> RabbitBroker:
+    """A FastStream broker with Prometheus metrics; per-message logs at DEBUG."""
+    return RabbitBroker(
+        broker_url(settings),
+        middlewares=(RabbitPrometheusMiddleware(registry=REGISTRY, app_name=name),),
+        logger=logging.getLogger(f"faststream.{name}"),
+        log_level=logging.DEBUG,
+        graceful_timeout=10.0,
+        client_properties={"connection_name": f"{name}-consumer"},
+    )
+
+
+def build_app(
+    name: str,
+    register: Callable[[RabbitBroker, WorkerContext], None],
+    background: Callable[[WorkerContext], list[Callable[[], Awaitable[None]]]] | None = None,
+    settings: Settings | None = None,
+) -> tuple[FastStream, RabbitBroker, WorkerContext]:
+    """A worker application: `register` adds the subscribers, `background` periodic tasks."""
+    settings = settings or get_settings()
+    ctx = WorkerContext(name=name, settings=settings)
+    broker = make_broker(settings, name)
+    register(broker, ctx)
+    app = FastStream(broker, logger=logging.getLogger(f"faststream.{name}"))
+
+    @app.on_startup
+    async def _start() -> None:
+        ctx._engine = make_engine(settings)
+        ctx._bus = Bus(settings, name)
+        await ctx._bus.start()  # declares the whole topology before any subscriber starts
+        if settings.metrics_port is not None:
+            start_http_server(settings.metrics_port, addr=settings.http_host)
+
+    @app.after_startup
+    async def _background() -> None:
+        for job in background(ctx) if background else []:
+            ctx.background.append(asyncio.create_task(job()))
+        log.info("worker started", extra={"worker": name, "pid_partitions": settings.partitions})
+
+    @app.on_shutdown
+    async def _stop() -> None:
+        for task in ctx.background:
+            task.cancel()
+
+    @app.after_shutdown
+    async def _close() -> None:
+        if ctx._bus is not None:
+            await ctx._bus.close()
+        if ctx._engine is not None:
+            await ctx._engine.dispose()
+
+    return app, broker, ctx
+
+
+def run(app: FastStream, settings: Settings) -> None:
+    """Run a worker until SIGINT/SIGTERM."""
+    setup_logging(settings.log_format, settings.log_level)
+    asyncio.run(app.run())

@@ -1,0 +1,310 @@
+"""Pure stock decisions of one inventory partition: no I/O, clock passed in.
+
+`decide(stock, commands, now)` takes a batch of commands in delivery order and returns one
+decision per command. Each decision sees the effect of the ones before it, exactly as if the
+commands had been handled one by one; the handler turns the decisions into conditional SQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from shared.messages import (
+    ExpireHold,
+    ExpireOrder,
+    HoldPlaced,
+    HoldRefused,
+    Message,
+    OrderCancelled,
+    PlaceHold,
+    ReleaseOrderStock,
+    Restock,
+    StockChanged,
+)
+from shared.messages.replies import HoldRefusalReason
+
+InventoryCommand = PlaceHold | ExpireHold | Restock | ReleaseOrderStock | ExpireOrder
+
+
+@dataclass(frozen=True)
+class Product:
+    product_id: int
+    stock_total: int
+    available: int
+    max_per_customer: int | None = None
+    sale_starts_at: datetime | None = None
+    sale_ends_at: datetime | None = None
+
+    def on_sale(self, now: datetime) -> bool:
+        """Inside the sale window (an open end means no limit on that side)."""
+        started = self.sale_starts_at is None or self.sale_starts_at <= now
+        not_ended = self.sale_ends_at is None or now < self.sale_ends_at
+        return started and not_ended
+
+
+@dataclass(frozen=True)
+class Hold:
+    hold_id: uuid.UUID
+    product_id: int
+    qty: int
+    status: str
+    expires_at: datetime
+    customer_id: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+    def live(self, now: datetime) -> bool:
+        """Active and not yet past its expiry: the only state that can become an order."""
+        return self.status == "active" and now < self.expires_at
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: uuid.UUID
+    product_id: int
+    qty: int
+    status: str
+    cancel_reason: str | None = None
+
+
+@dataclass
+class Stock:
+    """What the decisions of one batch may look at, loaded by the handler."""
+
+    products: dict[int, Product]
+    holds: dict[uuid.UUID, Hold] = field(default_factory=dict)
+    orders: dict[uuid.UUID, Order] = field(default_factory=dict)
+    #: qty per (product, customer) in live holds plus pending or paid orders
+    customer_usage: dict[tuple[int, str], int] = field(default_factory=dict)
+    #: holds already using an Idempotency-Key, by key
+    keyed_holds: dict[str, Hold] = field(default_factory=dict)
+    hold_ttl: timedelta = timedelta(seconds=120)
+
+
+# ---- decisions ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Decision:
+    command: InventoryCommand
+
+    @property
+    def reply(self) -> Message | None:
+        return None
+
+
+@dataclass(frozen=True)
+class HoldCreated(Decision):
+    hold: Hold
+    available_after: int
+
+    @property
+    def reply(self) -> Message:
+        return _placed(self.hold, self.available_after)
+
+
+@dataclass(frozen=True)
+class HoldReplayed(Decision):
+    """The same command again (redelivery or Idempotency-Key replay): nothing changes."""
+
+    hold: Hold
+    available: int
+
+    @property
+    def reply(self) -> Message:
+        return _placed(self.hold, self.available)
+
+
+@dataclass(frozen=True)
+class HoldDenied(Decision):
+    reason: HoldRefusalReason
+    available: int | None
+
+    @property
+    def reply(self) -> Message:
+        return HoldRefused(reason=self.reason, available=self.available)
+
+
+@dataclass(frozen=True)
+class HoldExpired(Decision):
+    hold: Hold
+
+
+@dataclass(frozen=True)
+class Restocked(Decision):
+    product: Product
+
+    @property
+    def reply(self) -> Message:
+        return StockChanged(
+            product_id=self.product.product_id,
+            stock_total=self.product.stock_total,
+            available=self.product.available,
+        )
+
+
+@dataclass(frozen=True)
+class OrderReleased(Decision):
+    order: Order
+    reason: str
+    cancelled_by: str
+
+    @property
+    def reply(self) -> Message:
+        return OrderCancelled(
+            order_id=self.order.order_id,
+            order_status="cancelled",
+            cancelled_now=True,
+            cancel_reason=self.reason,
+        )
+
+
+@dataclass(frozen=True)
+class Unchanged(Decision):
+    """Nothing to do (already expired, unknown, past deadline...); `why` is logged."""
+
+    why: str
+    answer: Message | None = None
+
+    @property
+    def reply(self) -> Message | None:
+        return self.answer
+
+
+@dataclass(frozen=True)
+class Dropped(Decision):
+    """The requester gave up before the decision: not executed, not answered."""
+
+
+def _placed(hold: Hold, available: int) -> HoldPlaced:
+    return HoldPlaced(
+        hold_id=hold.hold_id,
+        product_id=hold.product_id,
+        qty=hold.qty,
+        status=hold.status,  # type: ignore[arg-type]
+        expires_at=hold.expires_at,
+        available=available,
+    )
+
+
+# ---- the rules ---------------------------------------------------------------------------
+def decide(stock: Stock, commands: Sequence[InventoryCommand], now: datetime) -> list[Decision]:
+    """One decision per command, in order; `stock` is updated as the batch goes."""
+    return [_decide_one(stock, cmd, now) for cmd in commands]
+
+
+def _decide_one(stock: Stock, cmd: InventoryCommand, now: datetime) -> Decision:
+    if isinstance(cmd, PlaceHold):
+        return _place(stock, cmd, now)
+    if isinstance(cmd, ExpireHold):
+        return _expire(stock, cmd, now)
+    if isinstance(cmd, Restock):
+        return _restock(stock, cmd, now)
+    return _release(stock, cmd, now)
+
+
+def _place(stock: Stock, cmd: PlaceHold, now: datetime) -> Decision:
+    product = stock.products.get(cmd.product_id)
+    existing = stock.holds.get(cmd.hold_id)
+    if cmd.idempotency_key is not None and existing is None:
+        existing = stock.keyed_holds.get(cmd.idempotency_key)
+    if existing is not None:
+        if existing.request_hash != cmd.request_hash or existing.product_id != cmd.product_id:
+            return HoldDenied(cmd, "idempotency_key_reused", None)
+        return HoldReplayed(cmd, existing, product.available if product else 0)
+    if cmd.expired(now):
+        return Dropped(cmd)
+    if product is None:
+        return HoldDenied(cmd, "product_not_found", None)
+    if not product.on_sale(now):
+        return HoldDenied(cmd, "sale_not_active", product.available)
+    usage_key = (product.product_id, cmd.customer_id or "")
+    if cmd.customer_id is not None and product.max_per_customer is not None:
+        used = stock.customer_usage.get(usage_key, 0)
+        if used + cmd.qty > product.max_per_customer:
+            return HoldDenied(cmd, "customer_limit_exceeded", product.available)
+    if product.available < cmd.qty:
+        return HoldDenied(cmd, "insufficient_stock", product.available)
+
+    after = replace(product, available=product.available - cmd.qty)
+    hold = Hold(
+        hold_id=cmd.hold_id,
+        product_id=cmd.product_id,
+        qty=cmd.qty,
+        status="active",
+        expires_at=now + stock.hold_ttl,
+        customer_id=cmd.customer_id,
+        idempotency_key=cmd.idempotency_key,
+        request_hash=cmd.request_hash,
+    )
+    stock.products[product.product_id] = after
+    stock.holds[hold.hold_id] = hold
+    if cmd.idempotency_key is not None:
+        stock.keyed_holds[cmd.idempotency_key] = hold
+    if cmd.customer_id is not None:
+        stock.customer_usage[usage_key] = stock.customer_usage.get(usage_key, 0) + cmd.qty
+    return HoldCreated(cmd, hold, after.available)
+
+
+def _expire(stock: Stock, cmd: ExpireHold, now: datetime) -> Decision:
+    hold = stock.holds.get(cmd.hold_id)
+    if hold is None:
+        return Unchanged(cmd, "unknown hold")
+    if hold.status != "active":
+        return Unchanged(cmd, f"hold already {hold.status}")
+    if hold.live(now):
+        return Unchanged(cmd, "hold not yet expired")
+    product = stock.products.get(hold.product_id)
+    if product is None:
+        return Unchanged(cmd, "unknown product")
+    stock.products[product.product_id] = replace(product, available=product.available + hold.qty)
+    stock.holds[hold.hold_id] = replace(hold, status="expired")
+    if hold.customer_id is not None:
+        key = (hold.product_id, hold.customer_id)
+        stock.customer_usage[key] = max(0, stock.customer_usage.get(key, 0) - hold.qty)
+    return HoldExpired(cmd, hold)
+
+
+def _restock(stock: Stock, cmd: Restock, now: datetime) -> Decision:
+    product = stock.products.get(cmd.product_id)
+    if product is None:
+        return Unchanged(
+            cmd, "unknown product", StockChanged(product_id=cmd.product_id, found=False)
+        )
+    after = replace(
+        product, stock_total=product.stock_total + cmd.add, available=product.available + cmd.add
+    )
+    stock.products[product.product_id] = after
+    return Restocked(cmd, after)
+
+
+def _release(stock: Stock, cmd: ReleaseOrderStock | ExpireOrder, now: datetime) -> Decision:
+    order = stock.orders.get(cmd.order_id)
+    if order is None:
+        return Unchanged(
+            cmd,
+            "unknown order",
+            OrderCancelled(order_id=cmd.order_id, order_status=None, cancelled_now=False),
+        )
+    if order.status != "pending":
+        return Unchanged(
+            cmd,
+            f"order already {order.status}",
+            OrderCancelled(
+                order_id=order.order_id,
+                order_status=order.status,  # type: ignore[arg-type]
+                cancelled_now=False,
+                cancel_reason=order.cancel_reason,
+            ),
+        )
+    product = stock.products.get(order.product_id)
+    if product is None:
+        return Unchanged(cmd, "unknown product")
+    if isinstance(cmd, ReleaseOrderStock):
+        reason, by = "payment_failed", f"payment:{cmd.payment_key or ''}"
+    else:
+        reason, by = "payment_window_elapsed", "payment_window"
+    stock.products[product.product_id] = replace(product, available=product.available + order.qty)
+    stock.orders[order.order_id] = replace(order, status="cancelled", cancel_reason=reason)
+    return OrderReleased(cmd, order, reason, by)

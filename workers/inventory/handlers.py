@@ -1,0 +1,254 @@
+"""Inventory handler: load → decide → save with conditional SQL → commit → publish follow-ups."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.db.tables import holds, orders, products
+from shared.messages import ExpireHold, Message, utcnow
+from shared.settings import Settings
+from workers.inventory import domain
+from workers.inventory.domain import InventoryCommand
+
+log = logging.getLogger("workers.inventory")
+
+#: Publishes one follow-up message after the commit (the expiry of a new hold).
+FollowUp = Callable[[domain.Hold], Awaitable[None]]
+
+
+class ConcurrentWriter(Exception):
+    """A conditional statement matched no row: another consumer wrote this product meanwhile."""
+
+
+async def load(
+    conn: AsyncConnection, commands: Sequence[InventoryCommand], hold_ttl: timedelta, now: datetime
+) -> domain.Stock:
+    """Everything `decide` may look at for this batch, read in the same transaction."""
+    product_ids = {c.product_id for c in commands}
+    hold_ids = {c.hold_id for c in commands if isinstance(c, domain.PlaceHold | domain.ExpireHold)}
+    keys = {c.idempotency_key for c in commands if isinstance(c, domain.PlaceHold)} - {None}
+    order_ids = {
+        c.order_id for c in commands if isinstance(c, domain.ReleaseOrderStock | domain.ExpireOrder)
+    }
+    stock = domain.Stock(products={}, hold_ttl=hold_ttl)
+
+    rows = await conn.execute(select(products).where(products.c.id.in_(product_ids)))
+    for p in rows:
+        stock.products[p.id] = domain.Product(
+            p.id,
+            p.stock_total,
+            p.available,
+            p.max_per_customer,
+            p.sale_starts_at,
+            p.sale_ends_at,
+        )
+    if hold_ids or keys:
+        rows = await conn.execute(
+            select(holds).where(or_(holds.c.id.in_(hold_ids), holds.c.idempotency_key.in_(keys)))
+        )
+        for h in rows:
+            hold = domain.Hold(
+                h.id,
+                h.product_id,
+                h.qty,
+                h.status,
+                h.expires_at,
+                h.customer_id,
+                h.idempotency_key,
+                h.request_hash,
+            )
+            stock.holds[h.id] = hold
+            if h.idempotency_key:
+                stock.keyed_holds[h.idempotency_key] = hold
+    if order_ids:
+        rows = await conn.execute(select(orders).where(orders.c.id.in_(order_ids)))
+        for o in rows:
+            stock.orders[o.id] = domain.Order(o.id, o.product_id, o.qty, o.status, o.cancel_reason)
+    customers = {
+        (c.product_id, c.customer_id)
+        for c in commands
+        if isinstance(c, domain.PlaceHold) and c.customer_id is not None
+    }
+    for product_id, customer_id in customers:
+        stock.customer_usage[(product_id, customer_id)] = await _customer_usage(
+            conn, product_id, customer_id, now
+        )
+    return stock
+
+
+async def _customer_usage(
+    conn: AsyncConnection, product_id: int, customer_id: str, now: datetime
+) -> int:
+    held = select(func.coalesce(func.sum(holds.c.qty), 0)).where(
+        holds.c.product_id == product_id,
+        holds.c.customer_id == customer_id,
+        holds.c.status == "active",
+        holds.c.expires_at > now,
+    )
+    ordered = select(func.coalesce(func.sum(orders.c.qty), 0)).where(
+        orders.c.product_id == product_id,
+        orders.c.customer_id == customer_id,
+        orders.c.status.in_(("pending", "paid")),
+    )
+    total = (await conn.execute(select(held.scalar_subquery() + ordered.scalar_subquery()))).one()
+    return int(total[0])
+
+
+async def _one_row(conn: AsyncConnection, statement: object) -> None:
+    result = await conn.execute(statement)  # type: ignore[call-overload]
+    if result.rowcount != 1:
+        raise ConcurrentWriter(str(statement))
+
+
+async def save(conn: AsyncConnection, decisions: Sequence[domain.Decision]) -> None:
+    """Write the decisions; every stock change is conditional, so a second writer cannot oversell."""
+    now = func.now()
+    for d in decisions:
+        if isinstance(d, domain.HoldCreated):
+            h = d.hold
+            await _one_row(
+                conn,
+                update(products)
+                .where(products.c.id == h.product_id, products.c.available >= h.qty)
+                .values(available=products.c.available - h.qty, updated_at=now),
+            )
+            await conn.execute(
+                holds.insert().values(
+                    id=h.hold_id,
+                    product_id=h.product_id,
+                    qty=h.qty,
+                    customer_id=h.customer_id,
+                    status="active",
+                    expires_at=h.expires_at,
+                    idempotency_key=h.idempotency_key,
+                    request_hash=h.request_hash,
+                )
+            )
+        elif isinstance(d, domain.HoldExpired):
+            h = d.hold
+            await _one_row(
+                conn,
+                update(holds)
+                .where(holds.c.id == h.hold_id, holds.c.status == "active")
+                .values(status="expired", updated_at=now),
+            )
+            await _one_row(
+                conn,
+                update(products)
+                .where(products.c.id == h.product_id)
+                .values(available=products.c.available + h.qty, updated_at=now),
+            )
+        elif isinstance(d, domain.Restocked):
+            cmd = d.command
+            assert isinstance(cmd, domain.Restock)
+            await _one_row(
+                conn,
+                update(products)
+                .where(products.c.id == cmd.product_id)
+                .values(
+                    stock_total=products.c.stock_total + cmd.add,
+                    available=products.c.available + cmd.add,
+                    updated_at=now,
+                ),
+            )
+        elif isinstance(d, domain.OrderReleased):
+            o = d.order
+            await _one_row(
+                conn,
+                update(orders)
+                .where(orders.c.id == o.order_id, orders.c.status == "pending")
+                .values(
+                    status="cancelled",
+                    cancel_reason=d.reason,
+                    cancelled_by=d.cancelled_by,
+                    updated_at=now,
+                ),
+            )
+            await _one_row(
+                conn,
+                update(products)
+                .where(products.c.id == o.product_id)
+                .values(available=products.c.available + o.qty, updated_at=now),
+            )
+        elif isinstance(d, domain.HoldDenied) and d.reason != "idempotency_key_reused":
+            cmd = d.command
+            assert isinstance(cmd, domain.PlaceHold)
+            await conn.execute(
+                update(products)
+                .where(products.c.id == cmd.product_id)
+                .values(holds_refused=products.c.holds_refused + 1)
+            )
+
+
+async def handle(
+    engine: AsyncEngine,
+    settings: Settings,
+    commands: Sequence[InventoryCommand],
+    schedule_expiry: FollowUp,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    attempts: int = 5,
+) -> list[domain.Decision]:
+    """Decide and commit a batch, then schedule the expiry of every hold it (re)confirmed."""
+    ttl = timedelta(seconds=settings.hold_ttl_seconds)
+    for attempt in range(1, attempts + 1):
+        now = clock()
+        try:
+            async with engine.begin() as conn:
+                stock = await load(conn, commands, ttl, now)
+                decisions = domain.decide(stock, commands, now)
+                await save(conn, decisions)
+            break
+        except (ConcurrentWriter, IntegrityError) as exc:
+            # Only while two consumers overlap (failover): reload and decide again.
+            log.warning(
+                "conflicting write, retrying the batch",
+                extra={"attempt": attempt, "error": type(exc).__name__},
+            )
+            if attempt == attempts:
+                raise
+    for d in decisions:
+        if isinstance(d, domain.HoldCreated | domain.HoldReplayed) and d.hold.status == "active":
+            await schedule_expiry(d.hold)
+    return decisions
+
+
+def replies(decisions: Sequence[domain.Decision]) -> list[Message | None]:
+    """The reply to send for each command (None: nothing to answer)."""
+    return [d.reply for d in decisions]
+
+
+def expiry_for(hold: domain.Hold) -> ExpireHold:
+    """The expiry message of a hold, as the delay queue will hand it back."""
+    return ExpireHold(hold_id=hold.hold_id, product_id=hold.product_id)
+
+
+async def overdue(
+    engine: AsyncEngine, grace: timedelta, now: datetime, limit: int = 1000
+) -> tuple[list[tuple[object, int]], list[tuple[object, int]]]:
+    """Holds and unpaid online orders whose expiry message is late by more than `grace`."""
+    cutoff = now - grace
+    async with engine.connect() as conn:
+        late_holds = await conn.execute(
+            select(holds.c.id, holds.c.product_id)
+            .where(holds.c.status == "active", holds.c.expires_at < cutoff)
+            .limit(limit)
+        )
+        late_orders = await conn.execute(
+            select(orders.c.id, orders.c.product_id)
+            .where(
+                and_(
+                    orders.c.status == "pending",
+                    orders.c.pay_by.is_not(None),
+                    orders.c.pay_by < cutoff,
+                )
+            )
+            .limit(limit)
+        )
+        return [tuple(r) for r in late_holds], [tuple(r) for r in late_orders]  # type: ignore[misc]

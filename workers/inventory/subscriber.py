@@ -1,0 +1,153 @@
+"""FastStream wiring of the inventory worker: one subscriber per partition queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
+
+from shared import topology
+from shared.messages import ExpireHold, ExpireOrder, InventoryCommand, Message, utcnow
+from shared.worker import WorkerContext
+from workers.inventory import domain, handlers
+
+log = logging.getLogger("workers.inventory")
+
+
+def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
+    """Subscribe to every partition; single active consumer decides which replica runs which."""
+    for queue in topology.partition_queues(ctx.settings.partitions):
+        _subscribe(broker, queue, ctx)
+
+
+def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> None:
+    partition = queue.name
+
+    async def schedule_expiry(hold: domain.Hold) -> None:
+        exchange, _ = topology.hold_delay(ctx.settings.hold_ttl_seconds)
+        await ctx.bus.publish(
+            handlers.expiry_for(hold), exchange=exchange.name, routing_key=partition
+        )
+
+    # prefetch 1: one command of a partition at a time, in order (STYLE.md pitfalls).
+    # NACK_ON_ERROR: a failing command is redelivered, then dead-lettered after the limit.
+    @broker.subscriber(
+        queue,
+        topology.INVENTORY_EXCHANGE,
+        channel=Channel(prefetch_count=1),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=f"{partition}:consume",
+        description="Holds, expiries, restocks and order releases of this partition's products.",
+    )
+    async def on_command(command: InventoryCommand) -> Message | None:
+        decisions = await handlers.handle(ctx.engine, ctx.settings, [command], schedule_expiry)
+        for d in decisions:
+            _log_decision(d, partition)
+        return decisions[0].reply
+
+
+def _log_decision(d: domain.Decision, partition: str) -> None:
+    cmd = d.command
+    ids = {"partition": partition, "message_id": str(cmd.message_id), "product_id": cmd.product_id}
+    if isinstance(d, domain.HoldCreated):
+        log.info(
+            "hold placed",
+            extra={
+                **ids,
+                "hold_id": str(d.hold.hold_id),
+                "qty": d.hold.qty,
+                "available": d.available_after,
+                "customer_id": d.hold.customer_id,
+            },
+        )
+    elif isinstance(d, domain.HoldReplayed):
+        log.info("hold replayed", extra={**ids, "hold_id": str(d.hold.hold_id)})
+    elif isinstance(d, domain.HoldDenied):
+        assert isinstance(cmd, domain.PlaceHold)
+        log.info(
+            "hold refused",
+            extra={
+                **ids,
+                "hold_id": str(cmd.hold_id),
+                "reason": d.reason,
+                "available": d.available,
+                "qty": cmd.qty,
+                "customer_id": cmd.customer_id,
+            },
+        )
+    elif isinstance(d, domain.HoldExpired):
+        log.info(
+            "hold expired",
+            extra={
+                **ids,
+                "hold_id": str(d.hold.hold_id),
+                "qty": d.hold.qty,
+                "lateness_ms": _lateness_ms(d.hold),
+            },
+        )
+    elif isinstance(d, domain.Restocked):
+        log.info(
+            "stock added",
+            extra={**ids, "available": d.product.available, "stock_total": d.product.stock_total},
+        )
+    elif isinstance(d, domain.OrderReleased):
+        log.info(
+            "stock released",
+            extra={
+                **ids,
+                "order_id": str(d.order.order_id),
+                "qty": d.order.qty,
+                "reason": d.reason,
+            },
+        )
+    elif isinstance(d, domain.Dropped):
+        log.warning("command dropped past its deadline", extra={**ids, "type": cmd.type})
+    elif isinstance(d, domain.Unchanged):
+        log.info("command changed nothing", extra={**ids, "type": cmd.type, "why": d.why})
+
+
+def _lateness_ms(hold: domain.Hold) -> int:
+    return int((utcnow() - hold.expires_at).total_seconds() * 1000)
+
+
+def sweeper(ctx: WorkerContext) -> list[Callable[[], Awaitable[None]]]:
+    """The safety net: re-issue late expiries through the partition queues, periodically."""
+
+    async def sweep_forever() -> None:
+        while True:
+            await asyncio.sleep(ctx.settings.sweep_interval_seconds)
+            try:
+                await sweep_once(ctx)
+            except Exception:
+                log.exception("sweep failed")
+
+    return [sweep_forever]
+
+
+async def sweep_once(ctx: WorkerContext) -> tuple[int, int]:
+    """Publish ExpireHold / ExpireOrder for everything past its expiry plus the grace period."""
+    grace = timedelta(seconds=ctx.settings.sweep_grace_seconds)
+    late_holds, late_orders = await handlers.overdue(ctx.engine, grace, utcnow())
+    n = ctx.settings.partitions
+    for hold_id, product_id in late_holds:
+        await ctx.bus.publish(
+            ExpireHold(hold_id=hold_id, product_id=product_id),  # type: ignore[arg-type]
+            exchange=topology.INVENTORY_EXCHANGE.name,
+            routing_key=topology.product_routing_key(product_id, n),
+        )
+    for order_id, product_id in late_orders:
+        await ctx.bus.publish(
+            ExpireOrder(order_id=order_id, product_id=product_id),  # type: ignore[arg-type]
+            exchange=topology.INVENTORY_EXCHANGE.name,
+            routing_key=topology.product_routing_key(product_id, n),
+        )
+    if late_holds or late_orders:
+        log.warning(
+            "sweep re-issued late expiries",
+            extra={"holds": len(late_holds), "orders": len(late_orders)},
+        )
+    return len(late_holds), len(late_orders)

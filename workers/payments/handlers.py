@@ -1,0 +1,169 @@
+"""Payments handler: record the event by its key first, then move the order along.
+
+A failed payment cancels the order through the product's inventory partition (stock has a
+single writer): the event is committed first with no result, the partition is asked, and the
+result is written afterwards. A crash in between leaves the result empty, and the redelivered
+webhook resumes from there.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared import topology
+from shared.bus import Bus
+from shared.db import locks
+from shared.db.tables import holds, orders, payment_events
+from shared.messages import OrderCancelled, PaymentRecorded, RecordPayment, ReleaseOrderStock
+from shared.settings import Settings
+from workers.payments import domain
+
+log = logging.getLogger("workers.payments")
+_cancelled = TypeAdapter(OrderCancelled)
+
+
+def _reply(cmd: RecordPayment, result: str, order: Any | None) -> PaymentRecorded:
+    return PaymentRecorded(
+        idempotency_key=cmd.idempotency_key,
+        result=result,  # type: ignore[arg-type]
+        order_id=order.id if order is not None else cmd.order_id,
+        order_status=order.status if order is not None else None,
+    )
+
+
+async def _find_order(conn: AsyncConnection, cmd: RecordPayment) -> Any | None:
+    if cmd.order_id is not None:
+        where = orders.c.id == cmd.order_id
+    else:
+        where = orders.c.hold_id == cmd.hold_id
+    return (await conn.execute(select(orders).where(where))).first()
+
+
+async def _hold_can_still_convert(conn: AsyncConnection, cmd: RecordPayment, now: datetime) -> bool:
+    if cmd.hold_id is None:
+        return True  # an order id we have not seen yet: it may still be created
+    hold = (await conn.execute(select(holds).where(holds.c.id == cmd.hold_id))).first()
+    if hold is None:
+        return True
+    return bool(hold.status == "active" and hold.expires_at > now)
+
+
+async def _set_result(
+    conn: AsyncConnection, key: str, result: str, order_id: Any, now: datetime
+) -> bool:
+    done = await conn.execute(
+        update(payment_events)
+        .where(
+            payment_events.c.idempotency_key == key,
+            payment_events.c.result.is_(None) | (payment_events.c.result == "pending_order"),
+        )
+        .values(result=result, order_id=order_id, resolved_at=now)
+    )
+    return bool(done.rowcount == 1)
+
+
+async def record(
+    engine: AsyncEngine, bus: Bus, settings: Settings, cmd: RecordPayment, now: datetime
+) -> PaymentRecorded:
+    """Deduplicate by idempotency key, then apply the outcome to the order exactly once."""
+    async with engine.begin() as conn:
+        inserted = await conn.execute(
+            pg_insert(payment_events)
+            .values(
+                idempotency_key=cmd.idempotency_key,
+                payload_hash=cmd.payload_hash,
+                payload=cmd.payload,
+                order_id=cmd.order_id,
+                hold_id=cmd.hold_id,
+                status=cmd.status,
+                amount_cents=cmd.amount_cents,
+                provider_reference=cmd.provider_reference,
+            )
+            .on_conflict_do_nothing(index_elements=[payment_events.c.idempotency_key])
+            .returning(payment_events.c.idempotency_key)
+        )
+        if inserted.first() is None:
+            ev = (
+                await conn.execute(
+                    select(payment_events).where(
+                        payment_events.c.idempotency_key == cmd.idempotency_key
+                    )
+                )
+            ).one()
+            if ev.payload_hash != cmd.payload_hash:
+                return PaymentRecorded(idempotency_key=cmd.idempotency_key, result="key_reused")
+            if ev.result in ("applied", "ignored"):
+                return _reply(cmd, "duplicate", await _find_order(conn, cmd))
+            # pending_order, or an earlier try that stopped half-way: look again
+        if cmd.order_id is not None:
+            await locks.lock(conn, "order", cmd.order_id)
+        else:
+            assert cmd.hold_id is not None
+            await locks.lock(conn, "hold", cmd.hold_id)
+        order = await _find_order(conn, cmd)
+        can_convert = order is not None or await _hold_can_still_convert(conn, cmd, now)
+        action = domain.decide_payment(order.status if order else None, can_convert, cmd.status)
+        if order is not None and cmd.amount_cents not in (None, order.amount_cents):
+            log.warning(
+                "payment amount differs from the order's",
+                extra={
+                    "idempotency_key": cmd.idempotency_key,
+                    "order_id": str(order.id),
+                    "amount_cents": cmd.amount_cents,
+                    "order_amount_cents": order.amount_cents,
+                },
+            )
+        if action == "pending_order":
+            await conn.execute(
+                update(payment_events)
+                .where(payment_events.c.idempotency_key == cmd.idempotency_key)
+                .values(result="pending_order")
+            )
+            return _reply(cmd, "pending_order", None)
+        if action == "ignored":
+            await _set_result(
+                conn, cmd.idempotency_key, "ignored", order.id if order else None, now
+            )
+            return _reply(cmd, "ignored", order)
+        assert order is not None
+        if action == "mark_paid":
+            paid = await conn.execute(
+                update(orders)
+                .where(orders.c.id == order.id, orders.c.status == "pending")
+                .values(status="paid", updated_at=now)
+            )
+            result = "applied" if paid.rowcount == 1 else "ignored"
+            await _set_result(conn, cmd.idempotency_key, result, order.id, now)
+            return _reply(cmd, result, await _find_order(conn, cmd))
+        await conn.execute(
+            update(payment_events)
+            .where(payment_events.c.idempotency_key == cmd.idempotency_key)
+            .values(order_id=order.id, result=None)
+        )
+    # action == "release": outside any transaction, through the product's partition
+    body = await bus.request(
+        ReleaseOrderStock(
+            order_id=order.id, product_id=order.product_id, payment_key=cmd.idempotency_key
+        ),
+        exchange=topology.INVENTORY_EXCHANGE.name,
+        routing_key=topology.product_routing_key(order.product_id, settings.partitions),
+        timeout=settings.request_timeout_seconds,
+        expires=False,
+    )
+    _cancelled.validate_json(body)
+    async with engine.begin() as conn:
+        after = await _find_order(conn, cmd)
+        result = domain.result_of_release(
+            after.status if after else None,
+            after.cancelled_by if after else None,
+            cmd.idempotency_key,
+        )
+        first = await _set_result(conn, cmd.idempotency_key, result, order.id, now)
+    return _reply(cmd, result if first else "duplicate", after)

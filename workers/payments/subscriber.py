@@ -1,0 +1,52 @@
+"""FastStream wiring of the payments worker."""
+
+from __future__ import annotations
+
+import logging
+
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitBroker
+
+from shared import topology
+from shared.messages import PaymentRecorded, RecordPayment, utcnow
+from shared.worker import WorkerContext
+from workers.payments import handlers
+
+log = logging.getLogger("workers.payments")
+
+_EVENTS = {
+    "applied": "webhook applied",
+    "duplicate": "webhook duplicate",
+    "ignored": "webhook ignored",
+    "pending_order": "webhook pending",
+    "key_reused": "webhook key reused",
+}
+
+
+def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
+    """Consume payments.webhooks."""
+
+    @broker.subscriber(
+        topology.payments_queue(),
+        topology.COMMANDS_EXCHANGE,
+        channel=Channel(prefetch_count=16),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title="payments.webhooks:consume",
+        description="Verified payment webhooks: deduplicated by key, then applied to the order.",
+    )
+    async def on_payment(command: RecordPayment) -> PaymentRecorded:
+        reply = await handlers.record(ctx.engine, ctx.bus, ctx.settings, command, utcnow())
+        level = logging.WARNING if reply.result in ("ignored", "key_reused") else logging.INFO
+        log.log(
+            level,
+            _EVENTS[reply.result],
+            extra={
+                "idempotency_key": command.idempotency_key,
+                "order_id": str(reply.order_id) if reply.order_id else None,
+                "hold_id": str(command.hold_id) if command.hold_id else None,
+                "status": command.status,
+                "order_status": reply.order_status,
+                "message_id": str(command.message_id),
+            },
+        )
+        return reply
