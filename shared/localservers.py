@@ -132,6 +132,11 @@ def stop_pid(pid: int, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
+def _derived_port(port: int) -> int:
+    """A port next to a configured one (RabbitMQ's convention), or any free one."""
+    return port if port <= 65535 and not port_taken(port) else free_port()
+
+
 def _epmd_running() -> bool:
     return port_taken(4369)
 
@@ -151,8 +156,8 @@ class LocalServers:
 
     def __post_init__(self) -> None:
         self.home = self.home.resolve()
-        self.prometheus_port = self.prometheus_port or self.mgmt_port + 1
-        self.dist_port = self.dist_port or self.amqp_port + 20000
+        self.prometheus_port = self.prometheus_port or _derived_port(self.mgmt_port + 1)
+        self.dist_port = self.dist_port or _derived_port(self.amqp_port + 20000)
 
     # ---- where things are -------------------------------------------------------------
     @property

@@ -1,0 +1,204 @@
+"""Real gateway and worker processes for end-to-end and fault tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.localservers import free_port, log_tail, stop_pid
+from shared.settings import PROJECT_ROOT
+
+ADMIN_TOKEN = "test-admin-token"
+WEBHOOK_SECRETS = ["test-webhook-secret-new", "test-webhook-secret-old"]
+
+MODULES = {
+    "gateway": "gateway.main",
+    "inventory": "workers.inventory.main",
+    "orders": "workers.orders.main",
+    "payments": "workers.payments.main",
+}
+
+
+@dataclass
+class Proc:
+    name: str
+    module: str
+    env: dict[str, str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        out = self.log.open("ab")
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", self.module],
+            env=self.env,
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        out.close()
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            stop_pid(self.popen.pid, timeout=15)
+            with contextlib.suppress(Exception):
+                self.popen.wait(timeout=5)
+
+
+@dataclass
+class System:
+    """A gateway plus workers, as separate OS processes, on the given broker and database."""
+
+    amqp_url: str
+    database_url: str
+    overrides: dict[str, str] = field(default_factory=dict)
+    workers: dict[str, int] = field(
+        default_factory=lambda: {"inventory": 2, "orders": 1, "payments": 1}
+    )
+    with_gateway: bool = True
+    procs: dict[str, Proc] = field(default_factory=dict)
+    logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="flashsale-logs-")))
+    http_port: int = field(default_factory=free_port)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")},
+            "FLASHSALE_ENV": "test",
+            "FLASHSALE_AMQP_URL": self.amqp_url,
+            "FLASHSALE_DATABASE_URL": self.database_url,
+            "FLASHSALE_HTTP_PORT": str(self.http_port),
+            "FLASHSALE_ADMIN_TOKEN": ADMIN_TOKEN,
+            "FLASHSALE_WEBHOOK_SECRETS": ",".join(WEBHOOK_SECRETS),
+            "FLASHSALE_HOLD_TTL_SECONDS": "5",
+            "FLASHSALE_PAYMENT_WINDOW_SECONDS": "6",
+            "FLASHSALE_SWEEP_INTERVAL_SECONDS": "1",
+            "FLASHSALE_SWEEP_GRACE_SECONDS": "3",
+            "FLASHSALE_DB_POOL_SIZE": "10",
+            "FLASHSALE_LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+            **self.overrides,
+        }
+
+    def add(self, kind: str) -> Proc:
+        """Start one more process of `kind` (e.g. a standby inventory worker)."""
+        n = sum(1 for name in self.procs if name.split("-")[0] == kind) + 1
+        name = f"{kind}-{n}"
+        env = self.env()
+        if kind != "gateway":
+            env["FLASHSALE_METRICS_PORT"] = str(free_port())
+        proc = Proc(name, MODULES[kind], env, self.logs / f"{name}.log")
+        proc.start()
+        self.procs[name] = proc
+        return proc
+
+    def start(self) -> System:
+        try:
+            for kind, count in self.workers.items():
+                for _ in range(count):
+                    self.add(kind)
+            if self.with_gateway:
+                self.add("gateway")
+                self.wait_ready()
+            self.wait_workers()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
+                    return
+            self._check_alive()
+            time.sleep(0.2)
+        raise RuntimeError("gateway not ready:\n" + self.tail("gateway-1"))
+
+    def wait_workers(self, timeout: float = 60) -> None:
+        """Until every worker logged that it consumes."""
+        deadline = time.monotonic() + timeout
+        for name, proc in self.procs.items():
+            if name.startswith("gateway"):
+                continue
+            while "worker started" not in proc.log.read_text(errors="replace"):
+                self._check_alive()
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not start:\n" + self.tail(name))
+                time.sleep(0.1)
+
+    def _check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if (
+                proc.popen is not None
+                and proc.popen.poll() is not None
+                and not getattr(proc, "killed", False)
+            ):
+                raise RuntimeError(f"{name} exited:\n" + self.tail(name))
+
+    def tail(self, name: str, lines: int = 40) -> str:
+        return log_tail(self.procs[name].log, lines)
+
+    def log_text(self, prefix: str) -> str:
+        return "\n".join(
+            p.log.read_text(errors="replace") for n, p in self.procs.items() if n.startswith(prefix)
+        )
+
+    def stop(self) -> None:
+        for name in sorted(self.procs, key=lambda n: not n.startswith("gateway")):
+            self.procs[name].stop()
+
+
+def new_vhost(management_url: str, auth: tuple[str, str], user: str) -> str:
+    """A fresh virtual host (isolated queues) that `user` may use."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    api = management_url.rstrip("/") + "/api"
+    httpx.put(f"{api}/vhosts/{name}", auth=auth, timeout=10).raise_for_status()
+    httpx.put(
+        f"{api}/permissions/{name}/{user}",
+        auth=auth,
+        json={"configure": ".*", "write": ".*", "read": ".*"},
+        timeout=10,
+    ).raise_for_status()
+    return name
+
+
+def with_vhost(amqp_url: str, vhost: str) -> str:
+    return amqp_url.rstrip("/") + "/" + vhost
+
+
+async def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
+    """Poll an async predicate until it returns something truthy; fail after `timeout`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
+        await asyncio.sleep(interval)
