@@ -232,6 +232,7 @@ class LocalServers:
                     "loopback_users = none",
                     "log.console = false",
                     "log.file.level = info",
+                    "collect_statistics_interval = 1000",
                     "",
                 ]
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -42,21 +43,24 @@ class WorkerContext:
         return self._bus
 
 
-def broker_url(settings: Settings) -> str:
-    """The AMQP URL with a low heartbeat, so a frozen consumer loses its partition soon."""
+def broker_url(settings: Settings, name: str) -> str:
+    """The AMQP URL with a low heartbeat (a frozen consumer loses its partition soon) and a
+    connection name with the pid, so operators (and the failover test) see who is active."""
     sep = "&" if "?" in settings.amqp_url else "?"
-    return f"{settings.amqp_url}{sep}heartbeat={settings.amqp_heartbeat_seconds}"
+    return (
+        f"{settings.amqp_url}{sep}heartbeat={settings.amqp_heartbeat_seconds}"
+        f"&name={name}-consumer-{os.getpid()}"
+    )
 
 
 def make_broker(settings: Settings, name: str) -> RabbitBroker:
     """A FastStream broker with Prometheus metrics; per-message logs at DEBUG."""
     return RabbitBroker(
-        broker_url(settings),
+        broker_url(settings, name),
         middlewares=(RabbitPrometheusMiddleware(registry=REGISTRY, app_name=name),),
         logger=logging.getLogger(f"faststream.{name}"),
         log_level=logging.DEBUG,
         graceful_timeout=10.0,
-        client_properties={"connection_name": f"{name}-consumer"},
     )
 
 

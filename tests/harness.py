@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -169,9 +170,18 @@ class System:
             p.log.read_text(errors="replace") for n, p in self.procs.items() if n.startswith(prefix)
         )
 
+    def kill9(self, name: str) -> None:
+        """SIGKILL one process, as a crash would; the harness no longer expects it alive."""
+        proc = self.procs.pop(name)
+        os.kill(proc.pid, 9)
+        assert proc.popen is not None
+        proc.popen.wait(timeout=10)
+
     def stop(self) -> None:
         for name in sorted(self.procs, key=lambda n: not n.startswith("gateway")):
             self.procs[name].stop()
+        if not os.environ.get("FLASHSALE_TEST_KEEP_LOGS"):
+            shutil.rmtree(self.logs, ignore_errors=True)
 
 
 def new_vhost(management_url: str, auth: tuple[str, str], user: str) -> str:

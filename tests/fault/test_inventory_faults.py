@@ -1,0 +1,236 @@
+"""Redelivery, duplicates, deadlines, the sweep and failover, on the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import aio_pika
+import httpx
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.idempotency import resource_id
+from shared import topology
+from shared.bus import encode
+from shared.db.tables import holds, products
+from shared.messages import ExpireHold, PlaceHold
+from tests.harness import System, new_vhost, wait_for, with_vhost
+from tests.helpers import assert_stock_conserved, count_holds, make_product
+from tests.servers import ServerSet
+
+pytestmark = pytest.mark.fault
+PARTITIONS = 8  # the session system's default
+
+
+async def _publish_to_partition(amqp_url: str, *messages: object) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(topology.INVENTORY_EXCHANGE.name)
+        for m in messages:
+            key = topology.product_routing_key(m.product_id, PARTITIONS)  # type: ignore[attr-defined]
+            await exchange.publish(encode(m), key, mandatory=True)  # type: ignore[arg-type]
+
+
+async def _hold_status(engine: AsyncEngine, hold_id: uuid.UUID) -> str | None:
+    async with engine.connect() as conn:
+        return (
+            await conn.execute(select(holds.c.status).where(holds.c.id == hold_id))
+        ).scalar_one_or_none()
+
+
+async def _available(engine: AsyncEngine, product_id: int) -> int:
+    async with engine.connect() as conn:
+        return int(
+            (
+                await conn.execute(select(products.c.available).where(products.c.id == product_id))
+            ).scalar_one()
+        )
+
+
+async def test_the_same_command_delivered_twice_creates_one_hold(
+    client: httpx.AsyncClient, engine: AsyncEngine, servers: ServerSet
+) -> None:
+    product = await make_product(client, stock=5)
+    cmd = PlaceHold(hold_id=uuid.uuid4(), product_id=product["id"], qty=2)
+    await _publish_to_partition(servers.amqp_url, cmd, cmd)
+    await wait_for(lambda: _hold_status(engine, cmd.hold_id))
+    await asyncio.sleep(0.5)  # the second delivery has been handled by then (same partition)
+    assert await count_holds(engine, product["id"]) == 1
+    assert await _available(engine, product["id"]) == 3
+    await assert_stock_conserved(engine, product["id"])
+
+
+async def test_a_duplicate_expiry_message_changes_nothing(
+    client: httpx.AsyncClient, engine: AsyncEngine, servers: ServerSet
+) -> None:
+    product = await make_product(client, stock=5)
+    hold = (await client.post("/api/holds", json={"product_id": product["id"], "qty": 2})).json()
+    hold_id = uuid.UUID(hold["hold_id"])
+
+    async def expired() -> bool:
+        return await _hold_status(engine, hold_id) == "expired"
+
+    await wait_for(expired, timeout=20)
+    assert await _available(engine, product["id"]) == 5
+    again = ExpireHold(hold_id=hold_id, product_id=product["id"])
+    await _publish_to_partition(servers.amqp_url, again, again)
+    marker = PlaceHold(hold_id=uuid.uuid4(), product_id=product["id"], qty=1)
+    await _publish_to_partition(servers.amqp_url, marker)  # handled after both duplicates
+    await wait_for(lambda: _hold_status(engine, marker.hold_id))
+    assert await _available(engine, product["id"]) == 4  # only the marker's unit is gone
+    await assert_stock_conserved(engine, product["id"])
+
+
+async def test_a_command_past_its_deadline_is_dropped(
+    client: httpx.AsyncClient, engine: AsyncEngine, servers: ServerSet
+) -> None:
+    product = await make_product(client, stock=5)
+    late = PlaceHold(
+        hold_id=uuid.uuid4(),
+        product_id=product["id"],
+        qty=1,
+        deadline=datetime.now(UTC) - timedelta(seconds=1),
+    )
+    marker = PlaceHold(hold_id=uuid.uuid4(), product_id=product["id"], qty=1)
+    await _publish_to_partition(servers.amqp_url, late, marker)
+    await wait_for(lambda: _hold_status(engine, marker.hold_id))
+    assert await _hold_status(engine, late.hold_id) is None
+    assert await _available(engine, product["id"]) == 4
+
+
+async def test_no_phantom_hold_when_no_worker_answered_in_time(
+    servers: ServerSet, engine: AsyncEngine
+) -> None:
+    assert servers.management_url, "needs the broker's management API"
+    vhost = new_vhost(servers.management_url, servers.management_auth, servers.management_auth[0])
+    lonely = System(
+        with_vhost(servers.amqp_url, vhost),
+        servers.database_url,
+        workers={},
+        overrides={"FLASHSALE_REQUEST_TIMEOUT_SECONDS": "1"},
+    )
+    lonely.start()  # a gateway, and no inventory worker yet
+    try:
+        async with httpx.AsyncClient(base_url=lonely.base_url, timeout=30) as c:
+            product = await make_product(c, stock=5)
+            r = await c.post("/api/holds", json={"product_id": product["id"], "qty": 1})
+            assert r.status_code == 503 and r.json()["code"] == "unavailable", r.text
+            assert r.headers["Retry-After"]
+            lonely.add("inventory")
+            lonely.wait_workers()
+            marker = await c.post("/api/holds", json={"product_id": product["id"], "qty": 2})
+            assert marker.status_code == 201
+        assert await count_holds(engine, product["id"]) == 1  # only the marker
+        assert await _available(engine, product["id"]) == 3
+    finally:
+        lonely.stop()
+
+
+async def test_the_sweep_expires_a_hold_whose_expiry_message_was_lost(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    product = await make_product(client, stock=5)
+    hold_id = uuid.uuid4()
+    async with engine.begin() as conn:  # a committed hold whose delay message never went out
+        await conn.execute(
+            update(products)
+            .where(products.c.id == product["id"])
+            .values(available=products.c.available - 2)
+        )
+        await conn.execute(
+            holds.insert().values(
+                id=hold_id,
+                product_id=product["id"],
+                qty=2,
+                status="active",
+                expires_at=datetime.now(UTC) - timedelta(seconds=10),
+            )
+        )
+
+    async def expired() -> bool:
+        return await _hold_status(engine, hold_id) == "expired"
+
+    await wait_for(expired, timeout=15)
+    assert await _available(engine, product["id"]) == 5
+    await assert_stock_conserved(engine, product["id"])
+
+
+def _active_inventory_pid(servers: ServerSet, partition: str, not_pid: int = 0) -> int:
+    """Pid of the inventory worker the broker shows active on `partition` (its view lags)."""
+    deadline = time.monotonic() + 30
+    while True:
+        pid = _shown_active(servers, partition)
+        if pid is not None and pid != not_pid:
+            return pid
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no active consumer other than {not_pid} on {partition}")
+        time.sleep(0.5)
+
+
+def _shown_active(servers: ServerSet, partition: str) -> int | None:
+    assert servers.management_url
+    api = servers.management_url.rstrip("/") + "/api"
+    given = {
+        c["name"]: c.get("user_provided_name") or ""
+        for c in httpx.get(f"{api}/connections", auth=servers.management_auth, timeout=10).json()
+    }
+    consumers = httpx.get(f"{api}/consumers", auth=servers.management_auth, timeout=10).json()
+    for c in consumers:
+        if c["queue"]["name"] == partition and c.get("active", True):
+            name = given.get(c["channel_details"]["connection_name"], "")
+            if name.startswith("inventory-consumer-"):
+                return int(name.rsplit("-", 1)[1])
+    return None
+
+
+async def test_kill_9_of_the_active_inventory_worker_loses_and_duplicates_nothing(
+    client: httpx.AsyncClient, engine: AsyncEngine, system: System, servers: ServerSet
+) -> None:
+    product = await make_product(client, stock=100_000)
+    partition = topology.product_routing_key(product["id"], PARTITIONS)
+    active_pid = _active_inventory_pid(servers, partition)
+    victim = next(n for n, p in system.procs.items() if p.pid == active_pid)
+    keys: list[str] = []
+    answers: list[httpx.Response] = []
+    stop_at = time.monotonic() + 5
+
+    async def shopper() -> None:
+        while time.monotonic() < stop_at:
+            key = f"failover-{uuid.uuid4()}"
+            keys.append(key)
+            answers.append(
+                await client.post(
+                    "/api/holds",
+                    json={"product_id": product["id"], "qty": 1},
+                    headers={"Idempotency-Key": key},
+                )
+            )
+
+    shoppers = [asyncio.create_task(shopper()) for _ in range(20)]
+    await asyncio.sleep(1.5)
+    system.kill9(victim)
+    await asyncio.gather(*shoppers)
+    try:
+        placed = {r.json()["hold_id"] for r in answers if r.status_code == 201}
+        assert len(placed) > 50 and all(r.status_code in (201, 503) for r in answers)
+        assert _active_inventory_pid(servers, partition, not_pid=active_pid)  # standby took over
+        async with engine.connect() as conn:
+            in_db = {
+                str(h)
+                for h in (
+                    await conn.execute(
+                        select(holds.c.id).where(holds.c.product_id == product["id"])
+                    )
+                ).scalars()
+            }
+        assert placed <= in_db  # every 201 is in the database
+        assert in_db <= {str(resource_id("hold", k)) for k in keys}  # nothing we did not ask
+        await assert_stock_conserved(engine, product["id"])  # some have expired by now
+    finally:
+        system.add("inventory")  # a standby again for the tests after this one
+        system.wait_workers()
