@@ -108,6 +108,10 @@ async def record(
             assert cmd.hold_id is not None
             await locks.lock(conn, "hold", cmd.hold_id)
         order = await _find_order(conn, cmd)
+        if order is not None and order.cancelled_by == f"payment:{cmd.idempotency_key}":
+            # This very event cancelled it (another delivery got there first): same result.
+            first = await _set_result(conn, cmd.idempotency_key, "applied", order.id, now)
+            return _reply(cmd, "applied" if first else "duplicate", order)
         can_convert = order is not None or await _hold_can_still_convert(conn, cmd, now)
         action = domain.decide_payment(order.status if order else None, can_convert, cmd.status)
         if order is not None and cmd.amount_cents not in (None, order.amount_cents):

@@ -1,0 +1,296 @@
+"""Payment webhooks over HTTP: signed, deduplicated, applied once, even before the order."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.idempotency import resource_id
+from shared.db.tables import payment_events
+from tests.harness import WEBHOOK_SECRETS, wait_for
+from tests.helpers import (
+    assert_problem,
+    assert_stock_conserved,
+    count_payment_events,
+    make_product,
+    post_webhook,
+    signed,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+async def _order(
+    client: httpx.AsyncClient, stock: int = 5, qty: int = 1
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    product = await make_product(client, stock=stock)
+    hold = (await client.post("/api/holds", json={"product_id": product["id"], "qty": qty})).json()
+    r = await client.post("/api/orders", json={"hold_id": hold["hold_id"]})
+    assert r.status_code == 201, r.text
+    return product, r.json()
+
+
+def _key() -> str:
+    return f"evt-{uuid.uuid4()}"
+
+
+async def _status(client: httpx.AsyncClient, order_id: str) -> str:
+    return str((await client.get(f"/api/orders/{order_id}")).json()["status"])
+
+
+async def test_full_lifecycle_ends_paid_with_stock_conserved(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    product, order = await _order(client, qty=2)
+    key = _key()
+    r = await post_webhook(
+        client,
+        {
+            "idempotency_key": key,
+            "order_id": order["order_id"],
+            "status": "success",
+            "amount_cents": order["amount_cents"],
+            "provider_reference": "psp-1",
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "idempotency_key": key,
+        "result": "applied",
+        "order_id": order["order_id"],
+        "order_status": "paid",
+    }
+    assert await _status(client, order["order_id"]) == "paid"
+    ledger = await assert_stock_conserved(engine, product["id"])
+    assert (ledger["available"], ledger["ordered"]) == (3, 2)
+
+
+async def test_failed_payment_cancels_the_order_and_returns_its_units(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    product, order = await _order(client, qty=2)
+    r = await post_webhook(
+        client, {"idempotency_key": _key(), "order_id": order["order_id"], "status": "failed"}
+    )
+    assert r.status_code == 200 and r.json()["result"] == "applied", r.text
+    assert r.json()["order_status"] == "cancelled"
+    assert (await client.get(f"/api/products/{product['id']}")).json()["available"] == 5
+    await assert_stock_conserved(engine, product["id"])
+
+
+@pytest.mark.parametrize("first", ["success", "failed"])
+async def test_first_outcome_wins_and_the_contradicting_one_is_ignored(
+    client: httpx.AsyncClient, engine: AsyncEngine, first: str
+) -> None:
+    product, order = await _order(client)
+    second = "failed" if first == "success" else "success"
+    a = await post_webhook(
+        client, {"idempotency_key": _key(), "order_id": order["order_id"], "status": first}
+    )
+    b_key = _key()
+    b = await post_webhook(
+        client, {"idempotency_key": b_key, "order_id": order["order_id"], "status": second}
+    )
+    final = "paid" if first == "success" else "cancelled"
+    assert a.json()["result"] == "applied" and b.json()["result"] == "ignored"
+    assert b.json()["order_status"] == final
+    assert await _status(client, order["order_id"]) == final
+    assert await count_payment_events(engine, b_key) == 1  # stored all the same
+    await assert_stock_conserved(engine, product["id"])
+
+
+@pytest.mark.parametrize("outcome", ["success", "failed"])
+async def test_the_same_webhook_10_times_in_a_row_and_10_in_parallel_has_one_effect(
+    client: httpx.AsyncClient, engine: AsyncEngine, outcome: str
+) -> None:
+    product, order = await _order(client, qty=2)
+    body = {"idempotency_key": _key(), "order_id": order["order_id"], "status": outcome}
+    in_a_row = [await post_webhook(client, body) for _ in range(10)]
+    parallel = await asyncio.gather(*[post_webhook(client, body) for _ in range(10)])
+    results = [r.json()["result"] for r in in_a_row + list(parallel)]
+    assert results.count("applied") == 1 and results.count("duplicate") == 19, results
+    assert await count_payment_events(engine, body["idempotency_key"]) == 1
+    async with engine.connect() as conn:
+        for_order = (
+            (
+                await conn.execute(
+                    select(payment_events.c.idempotency_key).where(
+                        payment_events.c.order_id == uuid.UUID(order["order_id"])
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert len(for_order) == 1
+    ledger = await assert_stock_conserved(engine, product["id"])
+    assert ledger["available"] == (3 if outcome == "success" else 5)
+
+
+async def test_parallel_first_deliveries_of_one_failed_webhook_release_stock_once(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    product, order = await _order(client, qty=3)
+    body = {"idempotency_key": _key(), "order_id": order["order_id"], "status": "failed"}
+    answers = await asyncio.gather(*[post_webhook(client, body) for _ in range(10)])
+    assert [r.json()["result"] for r in answers].count("applied") == 1
+    ledger = await assert_stock_conserved(engine, product["id"])
+    assert ledger["available"] == 5
+
+
+async def test_same_key_with_another_payload_is_409(client: httpx.AsyncClient) -> None:
+    _, order = await _order(client)
+    key = _key()
+    ok = await post_webhook(
+        client, {"idempotency_key": key, "order_id": order["order_id"], "status": "success"}
+    )
+    assert ok.status_code == 200
+    r = await post_webhook(
+        client, {"idempotency_key": key, "order_id": order["order_id"], "status": "failed"}
+    )
+    assert_problem(r, 409, "idempotency_key_reused")
+
+
+@pytest.mark.parametrize("case", ["wrong_secret", "tampered", "stale", "missing", "garbage"])
+async def test_bad_signatures_are_401_and_store_nothing(
+    client: httpx.AsyncClient, engine: AsyncEngine, case: str
+) -> None:
+    _, order = await _order(client)
+    key = _key()
+    body = {"idempotency_key": key, "order_id": order["order_id"], "status": "success"}
+    raw, headers = signed(
+        body,
+        secret="not-our-secret" if case == "wrong_secret" else WEBHOOK_SECRETS[0],
+        at=int(time.time()) - 301 if case == "stale" else None,
+    )
+    if case == "tampered":
+        raw = raw.replace(b'"success"', b'"failed"')
+    if case == "missing":
+        del headers["X-Signature"]
+    if case == "garbage":
+        headers["X-Signature"] = "hello"
+    r = await client.post("/api/payments/webhook", content=raw, headers=headers)
+    assert_problem(r, 401, "invalid_signature")
+    assert await count_payment_events(engine, key) == 0
+    assert await _status(client, order["order_id"]) == "pending"
+
+
+async def test_rotated_secrets_and_several_signatures_are_accepted(
+    client: httpx.AsyncClient,
+) -> None:
+    _, order = await _order(client)
+    body = {"idempotency_key": _key(), "order_id": order["order_id"], "status": "success"}
+    raw, headers = signed(body, secret=WEBHOOK_SECRETS[1])  # our previous secret
+    r = await client.post("/api/payments/webhook", content=raw, headers=headers)
+    assert r.status_code == 200 and r.json()["result"] == "applied"
+    _, order2 = await _order(client)
+    body2 = {"idempotency_key": _key(), "order_id": order2["order_id"], "status": "success"}
+    raw, headers = signed(body2)
+    t, v1 = headers["X-Signature"].split(",")
+    headers["X-Signature"] = f"{t},v1={'ab' * 32},{v1}"  # the provider rotating its secret
+    r = await client.post("/api/payments/webhook", content=raw, headers=headers)
+    assert r.status_code == 200 and r.json()["result"] == "applied"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "success"},
+        {"idempotency_key": "k", "status": "success"},
+        {
+            "idempotency_key": "k",
+            "status": "success",
+            "order_id": str(uuid.uuid4()),
+            "hold_id": str(uuid.uuid4()),
+        },
+        {"idempotency_key": "k", "status": "maybe", "order_id": str(uuid.uuid4())},
+        {"idempotency_key": "k", "status": "success", "order_id": "nope"},
+    ],
+)
+async def test_signed_but_invalid_webhooks_are_422_and_store_nothing(
+    client: httpx.AsyncClient, engine: AsyncEngine, body: dict[str, Any]
+) -> None:
+    assert_problem(await post_webhook(client, body), 422, "validation_error")
+    assert await count_payment_events(engine, "k") == 0
+
+
+@pytest.mark.parametrize("outcome", ["success", "failed"])
+async def test_webhook_by_hold_before_the_order_is_applied_when_the_order_appears(
+    client: httpx.AsyncClient, engine: AsyncEngine, outcome: str
+) -> None:
+    product = await make_product(client, stock=5)
+    hold = (await client.post("/api/holds", json={"product_id": product["id"], "qty": 2})).json()
+    r = await post_webhook(
+        client, {"idempotency_key": _key(), "hold_id": hold["hold_id"], "status": outcome}
+    )
+    assert r.status_code == 202 and r.json()["result"] == "pending_order", r.text
+    order = (await client.post("/api/orders", json={"hold_id": hold["hold_id"]})).json()
+    want = "paid" if outcome == "success" else "cancelled"
+
+    async def settled() -> bool:
+        return await _status(client, order["order_id"]) == want
+
+    await wait_for(settled)
+    ledger = await assert_stock_conserved(engine, product["id"])
+    assert ledger["available"] == (3 if outcome == "success" else 5)
+
+
+async def test_webhook_for_an_order_id_not_created_yet_is_applied_when_it_appears(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    product = await make_product(client, stock=5)
+    hold = (await client.post("/api/holds", json={"product_id": product["id"], "qty": 1})).json()
+    idem = f"order-{uuid.uuid4()}"
+    order_id = str(resource_id("order", idem))  # the id the gateway fixes for this key
+    r = await post_webhook(
+        client, {"idempotency_key": _key(), "order_id": order_id, "status": "success"}
+    )
+    assert r.status_code == 202 and r.json()["result"] == "pending_order"
+    created = await client.post(
+        "/api/orders", json={"hold_id": hold["hold_id"]}, headers={"Idempotency-Key": idem}
+    )
+    assert created.status_code == 201 and created.json()["order_id"] == order_id
+    assert created.json()["status"] == "paid"
+    await assert_stock_conserved(engine, product["id"])
+
+
+async def test_100_webhooks_racing_their_order_creation_all_end_right(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    product = await make_product(client, stock=400)
+
+    async def one_run(i: int) -> tuple[str, str]:
+        hold = (
+            await client.post("/api/holds", json={"product_id": product["id"], "qty": 1})
+        ).json()
+        idem = f"race-{uuid.uuid4()}"
+        order_id = str(resource_id("order", idem))
+        outcome = "success" if i % 2 else "failed"
+        ref = {"hold_id": hold["hold_id"]} if i % 4 < 2 else {"order_id": order_id}
+        create = client.post(
+            "/api/orders", json={"hold_id": hold["hold_id"]}, headers={"Idempotency-Key": idem}
+        )
+        hook = post_webhook(client, {"idempotency_key": _key(), **ref, "status": outcome})
+        made, answered = await asyncio.gather(create, hook)
+        assert made.status_code == 201, made.text
+        assert answered.status_code in (200, 202), answered.text
+        return order_id, "paid" if outcome == "success" else "cancelled"
+
+    runs = []
+    for batch in range(5):
+        runs += await asyncio.gather(*[one_run(batch * 20 + i) for i in range(20)])
+
+    async def all_settled() -> bool:
+        states = await asyncio.gather(*[_status(client, oid) for oid, _ in runs])
+        return all(s == want for s, (_, want) in zip(states, runs, strict=True))
+
+    await wait_for(all_settled, timeout=20)
+    ledger = await assert_stock_conserved(engine, product["id"])
+    assert ledger["ordered"] == 50 and ledger["available"] == 350
