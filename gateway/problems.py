@@ -92,7 +92,7 @@ def install(app: FastAPI) -> None:
         # Only reached on a bug: say so without leaking internals; the log has the traceback.
         import logging
 
-        logging.getLogger("gateway").exception("unhandled error on %s", request.url.path)
+        logging.getLogger("gateway").error("unhandled error on %s", request.url.path, exc_info=exc)
         return problem_response(
             Problem(500, "internal_error", "an unexpected error occurred"), request.url.path
         )

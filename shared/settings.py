@@ -1,4 +1,4 @@
-"""Process settings: environment only, `FLASHSALE_` prefix, development secrets refused elsewhere."""
+"""Process settings: environment only, `FLASHSALE_` prefix, no development secret elsewhere."""
 
 from __future__ import annotations
 

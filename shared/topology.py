@@ -17,9 +17,12 @@ import hashlib
 import os
 import socket
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+
+if TYPE_CHECKING:
+    from faststream.rabbit.schemas.queue import QuorumQueueArgs
 
 INVENTORY_EXCHANGE = RabbitExchange("flashsale.inventory", type=ExchangeType.DIRECT, durable=True)
 COMMANDS_EXCHANGE = RabbitExchange("flashsale.commands", type=ExchangeType.DIRECT, durable=True)
@@ -68,7 +71,7 @@ def _quorum(name: str, arguments: dict[str, Any], routing_key: str = "") -> Rabb
         name,
         queue_type=QueueType.QUORUM,
         durable=True,
-        arguments=arguments,  # type: ignore[arg-type]
+        arguments=cast("QuorumQueueArgs", arguments),
         routing_key=routing_key or name,
     )
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from faststream import FastStream
 from faststream.rabbit import RabbitBroker
@@ -67,7 +68,8 @@ def make_broker(settings: Settings, name: str) -> RabbitBroker:
 def build_app(
     name: str,
     register: Callable[[RabbitBroker, WorkerContext], None],
-    background: Callable[[WorkerContext], list[Callable[[], Awaitable[None]]]] | None = None,
+    background: Callable[[WorkerContext], list[Callable[[], Coroutine[Any, Any, None]]]]
+    | None = None,
     settings: Settings | None = None,
 ) -> tuple[FastStream, RabbitBroker, WorkerContext]:
     """A worker application: `register` adds the subscribers, `background` periodic tasks."""

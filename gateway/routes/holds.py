@@ -72,18 +72,21 @@ async def place_hold(
             customer_id=body.customer_id,
             idempotency_key=idempotency_key,
             request_hash=digest,
-            deadline=requester.deadline(),  # type: ignore[arg-type]
+            deadline=requester.deadline(),
         )
     )
     if isinstance(reply, HoldPlaced):
         response.headers["Location"] = f"/api/holds/{reply.hold_id}"
         return {**reply.model_dump(), "order_id": None}
     status, template = _REFUSALS[reply.reason]
-    extra = {"available": reply.available} if reply.reason == "insufficient_stock" else {}
+    extra: dict[str, Any] = (
+        {"available": reply.available} if reply.reason == "insufficient_stock" else {}
+    )
     raise Problem(
         status,
         reply.reason,
         template.format(product_id=body.product_id, available=reply.available),
+        headers=None,
         **extra,
     )
 

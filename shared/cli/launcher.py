@@ -147,7 +147,7 @@ def up(opts: LaunchOptions) -> int:
     sup: Supervisor | None = None
     stop_requested = False
 
-    def _on_signal(signum: int, _frame: object) -> None:
+    def _on_signal(_signum: int, _frame: object) -> None:
         nonlocal stop_requested
         stop_requested = True
         if sup is not None:
@@ -171,7 +171,7 @@ def up(opts: LaunchOptions) -> int:
             _say(f"the gateway did not become ready; see {opts.home / 'logs' / 'gateway.log'}")
             return 1
         _banner(opts, servers, sup)
-        sup.watch(on_change=lambda: _write_state(opts, servers, sup))  # type: ignore[union-attr]
+        sup.watch(on_change=lambda: _write_state(opts, servers, sup))
         return 0
     except ServerError as exc:
         _say(f"error: {exc}")

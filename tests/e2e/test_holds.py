@@ -115,7 +115,7 @@ async def test_hold_expires_by_its_delay_queue_and_the_units_come_back(
                     select(holds.c.status).where(holds.c.id == uuid.UUID(hold["hold_id"]))
                 )
             ).scalar_one()
-        return status == "expired"
+        return bool(status == "expired")
 
     await wait_for(expired_in_db, timeout=20)
     assert datetime.now(UTC) <= expires_at + timedelta(seconds=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from tests.helpers import assert_problem, assert_stock_conserved, make_product, 
 pytestmark = pytest.mark.e2e
 
 
-async def _hold(client: httpx.AsyncClient, product_id: int, qty: int = 1) -> dict[str, object]:
+async def _hold(client: httpx.AsyncClient, product_id: int, qty: int = 1) -> dict[str, Any]:
     r = await client.post("/api/holds", json={"product_id": product_id, "qty": qty})
     assert r.status_code == 201, r.text
     return r.json()  # type: ignore[no-any-return]
@@ -94,7 +95,9 @@ async def test_an_expired_hold_after_its_message_is_refused(
     hold = await _hold(client, product["id"])
 
     async def expired() -> bool:
-        return (await client.get(f"/api/holds/{hold['hold_id']}")).json()["status"] == "expired"
+        return bool(
+            (await client.get(f"/api/holds/{hold['hold_id']}")).json()["status"] == "expired"
+        )
 
     await wait_for(expired, timeout=15)
     assert_problem(
@@ -154,7 +157,7 @@ async def test_an_unpaid_online_order_is_cancelled_after_the_payment_window(
 
     async def cancelled() -> bool:
         r = await client.get(f"/api/orders/{order['order_id']}")
-        return r.json()["status"] == "cancelled"
+        return bool(r.json()["status"] == "cancelled")
 
     await wait_for(cancelled, timeout=20)  # window is 6 s in the test system
     assert (await client.get(f"/api/products/{product['id']}")).json()["available"] == 3

@@ -22,7 +22,7 @@ def stock(available: int = 10, total: int | None = None, **product: object) -> d
 
 
 def hold_cmd(qty: int = 1, customer: str | None = None, **kw: object) -> PlaceHold:
-    return PlaceHold(hold_id=uuid.uuid4(), product_id=1, qty=qty, customer_id=customer, **kw)  # type: ignore[arg-type]
+    return PlaceHold(hold_id=uuid.uuid4(), product_id=1, qty=qty, customer_id=customer, **kw)
 
 
 def test_hold_takes_units_and_expires_after_the_ttl() -> None:

@@ -137,6 +137,6 @@ def test_development_secrets_are_refused_outside_development(
 
 
 def test_settings_defaults_match_the_design() -> None:
-    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    s = Settings(_env_file=None)
     assert (s.http_port, s.partitions, s.hold_ttl_seconds) == (8000, 8, 120)
     assert (s.payment_window_seconds, s.max_qty_per_hold) == (900, 10)

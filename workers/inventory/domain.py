@@ -28,6 +28,29 @@ from shared.messages.replies import HoldRefusalReason
 
 InventoryCommand = PlaceHold | ExpireHold | Restock | ReleaseOrderStock | ExpireOrder
 
+__all__ = [
+    "Decision",
+    "Dropped",
+    "ExpireHold",
+    "ExpireOrder",
+    "Hold",
+    "HoldCreated",
+    "HoldDenied",
+    "HoldExpired",
+    "HoldReplayed",
+    "InventoryCommand",
+    "Order",
+    "OrderReleased",
+    "PlaceHold",
+    "Product",
+    "ReleaseOrderStock",
+    "Restock",
+    "Restocked",
+    "Stock",
+    "Unchanged",
+    "decide",
+]
+
 
 @dataclass(frozen=True)
 class Product:
@@ -182,7 +205,7 @@ def _placed(hold: Hold, available: int) -> HoldPlaced:
         hold_id=hold.hold_id,
         product_id=hold.product_id,
         qty=hold.qty,
-        status=hold.status,  # type: ignore[arg-type]
+        status=hold.status,
         expires_at=hold.expires_at,
         available=available,
     )
@@ -200,8 +223,8 @@ def _decide_one(stock: Stock, cmd: InventoryCommand, now: datetime) -> Decision:
     if isinstance(cmd, ExpireHold):
         return _expire(stock, cmd, now)
     if isinstance(cmd, Restock):
-        return _restock(stock, cmd, now)
-    return _release(stock, cmd, now)
+        return _restock(stock, cmd)
+    return _release(stock, cmd)
 
 
 def _place(stock: Stock, cmd: PlaceHold, now: datetime) -> Decision:
@@ -266,7 +289,7 @@ def _expire(stock: Stock, cmd: ExpireHold, now: datetime) -> Decision:
     return HoldExpired(cmd, hold)
 
 
-def _restock(stock: Stock, cmd: Restock, now: datetime) -> Decision:
+def _restock(stock: Stock, cmd: Restock) -> Decision:
     product = stock.products.get(cmd.product_id)
     if product is None:
         return Unchanged(
@@ -279,7 +302,7 @@ def _restock(stock: Stock, cmd: Restock, now: datetime) -> Decision:
     return Restocked(cmd, after)
 
 
-def _release(stock: Stock, cmd: ReleaseOrderStock | ExpireOrder, now: datetime) -> Decision:
+def _release(stock: Stock, cmd: ReleaseOrderStock | ExpireOrder) -> Decision:
     order = stock.orders.get(cmd.order_id)
     if order is None:
         return Unchanged(
@@ -293,7 +316,7 @@ def _release(stock: Stock, cmd: ReleaseOrderStock | ExpireOrder, now: datetime) 
             f"order already {order.status}",
             OrderCancelled(
                 order_id=order.order_id,
-                order_status=order.status,  # type: ignore[arg-type]
+                order_status=order.status,
                 cancelled_now=False,
                 cancel_reason=order.cancel_reason,
             ),

@@ -107,7 +107,7 @@ async def _one_row(conn: AsyncConnection, statement: object) -> None:
 
 
 async def save(conn: AsyncConnection, decisions: Sequence[domain.Decision]) -> None:
-    """Write the decisions; every stock change is conditional, so a second writer cannot oversell."""
+    """Write the decisions; every stock change is conditional: no second writer can oversell."""
     now = func.now()
     for d in decisions:
         if isinstance(d, domain.HoldCreated):
@@ -251,4 +251,4 @@ async def overdue(
             )
             .limit(limit)
         )
-        return [tuple(r) for r in late_holds], [tuple(r) for r in late_orders]  # type: ignore[misc]
+        return [tuple(r) for r in late_holds], [tuple(r) for r in late_orders]

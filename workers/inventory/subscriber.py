@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
+from typing import Any
 
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
@@ -114,7 +115,7 @@ def _lateness_ms(hold: domain.Hold) -> int:
     return int((utcnow() - hold.expires_at).total_seconds() * 1000)
 
 
-def sweeper(ctx: WorkerContext) -> list[Callable[[], Awaitable[None]]]:
+def sweeper(ctx: WorkerContext) -> list[Callable[[], Coroutine[Any, Any, None]]]:
     """The safety net: re-issue late expiries through the partition queues, periodically."""
 
     async def sweep_forever() -> None:
@@ -135,13 +136,13 @@ async def sweep_once(ctx: WorkerContext) -> tuple[int, int]:
     n = ctx.settings.partitions
     for hold_id, product_id in late_holds:
         await ctx.bus.publish(
-            ExpireHold(hold_id=hold_id, product_id=product_id),  # type: ignore[arg-type]
+            ExpireHold(hold_id=hold_id, product_id=product_id),
             exchange=topology.INVENTORY_EXCHANGE.name,
             routing_key=topology.product_routing_key(product_id, n),
         )
     for order_id, product_id in late_orders:
         await ctx.bus.publish(
-            ExpireOrder(order_id=order_id, product_id=product_id),  # type: ignore[arg-type]
+            ExpireOrder(order_id=order_id, product_id=product_id),
             exchange=topology.INVENTORY_EXCHANGE.name,
             routing_key=topology.product_routing_key(product_id, n),
         )

@@ -60,7 +60,7 @@ class Settlement:
 
 
 def settle_pending(events: Sequence[PendingEvent]) -> Settlement:
-    """The first event received decides (paid, or cancelled); later contradicting ones are ignored."""
+    """The first event received decides (paid or cancelled); later contradicting ones: ignored."""
     if not events:
         return Settlement("pending", False, {})
     first, rest = events[0], events[1:]

@@ -104,9 +104,7 @@ async def create_order(
             )
             .order_by(payment_events.c.received_at, payment_events.c.idempotency_key)
         )
-        settlement = domain.settle_pending(
-            [domain.PendingEvent(k, s) for k, s in pending]  # type: ignore[arg-type]
-        )
+        settlement = domain.settle_pending([domain.PendingEvent(k, s) for k, s in pending])
         pay_by = now + timedelta(seconds=settings.payment_window_seconds)
         online = cmd.payment_method == "online"
         row = (

@@ -32,7 +32,7 @@ _cancelled = TypeAdapter(OrderCancelled)
 def _reply(cmd: RecordPayment, result: str, order: Any | None) -> PaymentRecorded:
     return PaymentRecorded(
         idempotency_key=cmd.idempotency_key,
-        result=result,  # type: ignore[arg-type]
+        result=result,
         order_id=order.id if order is not None else cmd.order_id,
         order_status=order.status if order is not None else None,
     )
