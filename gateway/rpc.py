@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import TypeVar
 
@@ -21,6 +22,7 @@ from shared.messages import (
     StockChanged,
     utcnow,
 )
+from shared.metrics import REQUEST_SECONDS
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -65,6 +67,9 @@ class Requester:
                 headers={"Retry-After": "1"},
             )
         self.in_flight += 1
+        command = getattr(message, "type", type(message).__name__)
+        started = time.perf_counter()
+        outcome = "ok"
         try:
             body = await self.bus.request(
                 message,
@@ -74,9 +79,14 @@ class Requester:
                 expires=expires,
             )
         except BusUnavailable as exc:
+            outcome = "unavailable"
             raise unavailable("the message broker is unavailable") from exc
+        except ReplyTimeout:
+            outcome = "timeout"
+            raise
         finally:
             self.in_flight -= 1
+            REQUEST_SECONDS.labels(command, outcome).observe(time.perf_counter() - started)
         return adapter.validate_json(body)
 
     def _partition(self, product_id: int) -> str:

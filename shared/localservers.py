@@ -100,19 +100,26 @@ def _chown_tree(path: Path, user: str) -> None:
             os.chown(os.path.join(root, f), entry.pw_uid, entry.pw_gid)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether the process runs; a zombie (exited, not yet reaped by its parent) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # a zombie child of ours counts as gone
     with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
+        done, _ = os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
         if done == pid:
             return False
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+_pid_alive = pid_alive
 
 
 def stop_pid(pid: int, timeout: float = 20.0) -> None:

@@ -52,3 +52,8 @@ def setup_logging(fmt: str = "json", level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for noisy in ("aiormq", "aio_pika", "sqlalchemy.engine", "httpx", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for own_handlers in ("faststream", "faststream.access", "uvicorn", "uvicorn.error"):
+        # libraries that bring their own (coloured, plain-text) handlers: one format for all
+        lg = logging.getLogger(own_handlers)
+        lg.handlers[:] = []
+        lg.propagate = True

@@ -13,11 +13,15 @@ from faststream import FastStream
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from prometheus_client import REGISTRY, start_http_server
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.bus import Bus
 from shared.db.session import make_engine
+from shared.db.tables import message_failures
 from shared.logging import setup_logging
+from shared.metrics import MESSAGES_FAILED
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger("workers")
@@ -42,6 +46,36 @@ class WorkerContext:
     def bus(self) -> Bus:
         assert self._bus is not None, "worker not started"
         return self._bus
+
+
+async def record_failure(
+    ctx: WorkerContext, queue: str, message_id: str, message_type: str, exc: BaseException
+) -> None:
+    """Log a failed message and keep its last error for `flashsale dlq list`; never raises."""
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    MESSAGES_FAILED.labels(queue).inc()
+    log.error(
+        "message failed",
+        extra={"queue": queue, "message_id": message_id, "type": message_type, "error": error},
+        exc_info=exc,
+    )
+    try:
+        async with ctx.engine.begin() as conn:
+            stmt = pg_insert(message_failures).values(
+                message_id=message_id, queue=queue, message_type=message_type, error=error
+            )
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[message_failures.c.message_id],
+                    set_={
+                        "error": error,
+                        "failures": message_failures.c.failures + 1,
+                        "last_failed_at": func.now(),
+                    },
+                )
+            )
+    except Exception:  # the database may be what failed; the log line above remains
+        log.warning("could not record the failure", extra={"message_id": message_id})
 
 
 def broker_url(settings: Settings, name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -56,6 +57,21 @@ class Proc:
     def pid(self) -> int:
         assert self.popen is not None
         return self.popen.pid
+
+    @property
+    def metrics_url(self) -> str:
+        """Where this process serves Prometheus metrics."""
+        if self.name.startswith("gateway"):
+            return f"http://127.0.0.1:{self.env['FLASHSALE_HTTP_PORT']}/metrics"
+        return f"http://127.0.0.1:{self.env['FLASHSALE_METRICS_PORT']}/metrics"
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The JSON log lines this process wrote so far."""
+        lines = []
+        for raw in self.log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                lines.append(json.loads(raw))
+        return lines
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None

@@ -24,6 +24,7 @@ from shared.localservers import (
     LocalServers,
     ServerError,
     ensure_packages,
+    pid_alive,
     port_taken,
     stop_pid,
 )
@@ -40,6 +41,7 @@ class LaunchOptions:
     inventory_replicas: int = 2
     seed: bool = True
     node_name: str = "flashsale"
+    log_format: str = "json"
 
     def servers(self) -> LocalServers:
         return LocalServers(
@@ -65,6 +67,7 @@ def _children(opts: LaunchOptions, servers: LocalServers) -> list[Child]:
         "FLASHSALE_AMQP_URL": servers.amqp_url,
         "FLASHSALE_DATABASE_URL": servers.database_url,
         "FLASHSALE_HTTP_PORT": str(opts.http_port),
+        "FLASHSALE_LOG_FORMAT": opts.log_format,
         "PYTHONUNBUFFERED": "1",
     }
     logs = opts.home / "logs"
@@ -200,11 +203,7 @@ def running_supervisor(opts: LaunchOptions) -> int | None:
         pid = int(json.loads(opts.state_file.read_text())["supervisor_pid"])
     except (OSError, ValueError, KeyError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    return pid
+    return pid if pid_alive(pid) else None
 
 
 def down(opts: LaunchOptions, timeout: float = 90.0) -> int:
@@ -214,9 +213,7 @@ def down(opts: LaunchOptions, timeout: float = 90.0) -> int:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not pid_alive(pid):
                 _say("stopped.")
                 return 0
             time.sleep(0.2)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shared.cli import launcher
+from shared.cli import launcher, ops
 from shared.db import migrate, queries
 from shared.db.session import make_engine
 from shared.demo import seed as seed_demo
@@ -20,8 +20,12 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 products_app = typer.Typer(help="Products.", no_args_is_help=True)
+holds_app = typer.Typer(help="Holds.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead-letter queues (<queue>.dead).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(products_app, name="products")
+app.add_typer(holds_app, name="holds")
+app.add_typer(dlq_app, name="dlq")
 
 Home = Annotated[Path | None, typer.Option(help="Data folder [default: .local/dev]")]
 
@@ -55,9 +59,13 @@ def up(
     http_port: Annotated[int, typer.Option(envvar="FLASHSALE_HTTP_PORT")] = 8000,
     inventory_replicas: Annotated[int, typer.Option(min=1)] = 2,
     seed: Annotated[bool, typer.Option(help="Add the demo products")] = True,
+    log_format: Annotated[str, typer.Option(help="json or text (the processes' logs)")] = "json",
 ) -> None:
     """Start RabbitMQ, PostgreSQL, migrations, demo data, gateway and workers; Ctrl-C stops all."""
+    if log_format not in ("json", "text"):
+        raise typer.BadParameter("json or text", param_hint="--log-format")
     opts = _opts(home, amqp_port, mgmt_port, pg_port, http_port, inventory_replicas, seed)
+    opts.log_format = log_format
     raise typer.Exit(launcher.up(opts))
 
 
@@ -138,6 +146,93 @@ def products_list() -> None:
             f"{p['id']:>5}  {p['available']:>9}  {p['stock_total']:>7}  "
             f"{p['price_cents'] / 100:>9.2f}  {p['name']}"
         )
+
+
+@app.command()
+def audit() -> None:
+    """Check stock conservation for every product; exit 1 naming each product that fails."""
+    rows = ops.run(ops.read_ledgers(get_settings()))
+    bad = [r for r in rows if not r.conserved]
+    for r in bad:
+        typer.echo(
+            f"VIOLATION product {r.product_id} ({r.name}): stock_total {r.stock_total} != "
+            f"available {r.available} + held {r.held} + sold {r.sold}"
+            + (" (available < 0)" if r.available < 0 else "")
+        )
+    if bad:
+        typer.echo(f"audit failed: {len(bad)} of {len(rows)} product(s) violate conservation")
+        raise typer.Exit(1)
+    typer.echo(f"audit passed: stock conserved for all {len(rows)} product(s)")
+
+
+@app.command()
+def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Per-product counts: available, held, sold (pending and paid), refused holds."""
+    rows = ops.run(ops.read_ledgers(get_settings()))
+    if as_json:
+        typer.echo(json.dumps([r.__dict__ for r in rows]))
+        return
+    typer.echo(
+        f"{'id':>5} {'available':>9} {'held':>6} {'sold':>6} {'refused':>8} {'total':>7}  name"
+    )
+    for r in rows:
+        typer.echo(
+            f"{r.product_id:>5} {r.available:>9} {r.held:>6} {r.sold:>6} "
+            f"{r.refused:>8} {r.stock_total:>7}  {r.name}"
+        )
+
+
+@holds_app.command("sweep")
+def holds_sweep() -> None:
+    """Re-issue expiries now for holds and unpaid orders past their expiry (via partitions)."""
+    holds, orders = ops.run(ops.sweep_now(get_settings()))
+    typer.echo(f"re-issued expiry of {holds} hold(s) and {orders} unpaid order(s)")
+
+
+QueueOpt = Annotated[
+    str | None,
+    typer.Option("--queue", help="One dead queue, e.g. inventory.p03.dead [default: all]"),
+]
+
+
+@dlq_app.command("list")
+def dlq_list(
+    queue: QueueOpt = None,
+    limit: int = 100,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Dead-lettered messages with their failure reason (they stay where they are)."""
+    rows = ops.run(ops.dlq_list(get_settings(), queue, limit))
+    if as_json:
+        typer.echo(json.dumps(rows, default=str))
+        return
+    if not rows:
+        typer.echo("no dead-lettered messages")
+    for r in rows:
+        typer.echo(
+            f"{r['dead_queue']}  {r['type']}  {r['message_id']}  from {r['source_queue']}  "
+            f"reason {r['reason']} x{r['count']}  at {r['time']}\n"
+            f"    last error: {r['last_error'] or '(none recorded)'}"
+            + (f" ({r['failures']} failures)" if r["failures"] else "")
+        )
+
+
+@dlq_app.command("replay")
+def dlq_replay(queue: QueueOpt = None, limit: int = 1000) -> None:
+    """Put dead-lettered messages back on their original queue (handlers are idempotent)."""
+    n = ops.run(ops.dlq_replay(get_settings(), queue, limit))
+    typer.echo(f"replayed {n} message(s)")
+
+
+@app.command()
+def docs(out: Annotated[Path, typer.Option(help="Folder")] = Path("docs")) -> None:
+    """Write the AsyncAPI (messages) and OpenAPI (HTTP) documents."""
+    from gateway.app import create_app
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "asyncapi.json").write_text(json.dumps(ops.asyncapi_document(), indent=2) + "\n")
+    (out / "openapi.json").write_text(json.dumps(create_app().openapi(), indent=2) + "\n")
+    typer.echo(f"wrote {out / 'asyncapi.json'} and {out / 'openapi.json'}")
 
 
 if __name__ == "__main__":

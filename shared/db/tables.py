@@ -115,3 +115,26 @@ payment_events = Table(
 )
 Index("ix_payment_events_order", payment_events.c.order_id)
 Index("ix_payment_events_hold", payment_events.c.hold_id)
+
+#: Restocks already applied, by command id: a redelivered or replayed Restock adds nothing.
+restocks = Table(
+    "restocks",
+    metadata,
+    Column("message_id", Uuid, primary_key=True),
+    Column("product_id", BigInteger, ForeignKey("products.id"), nullable=False),
+    Column("added", Integer, nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+#: The last error of a message whose handling raised: `flashsale dlq list` shows it beside the
+#: message once RabbitMQ has dead-lettered it.
+message_failures = Table(
+    "message_failures",
+    metadata,
+    Column("message_id", Text, primary_key=True),
+    Column("queue", Text, nullable=False),
+    Column("message_type", Text, nullable=True),
+    Column("error", Text, nullable=False),
+    Column("failures", Integer, nullable=False, server_default=text("1")),
+    Column("last_failed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -101,3 +101,4 @@ class PaymentRecorded(Message):
     result: PaymentResult
     order_id: uuid.UUID | None = None
     order_status: Literal["pending", "paid", "cancelled"] | None = None
+    product_id: int | None = Field(default=None, description="The order's product, if known.")

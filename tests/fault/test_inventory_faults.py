@@ -234,3 +234,17 @@ async def test_kill_9_of_the_active_inventory_worker_loses_and_duplicates_nothin
     finally:
         system.add("inventory")  # a standby again for the tests after this one
         system.wait_workers()
+
+
+async def test_a_restock_delivered_twice_adds_once(
+    client: httpx.AsyncClient, engine: AsyncEngine, servers: ServerSet
+) -> None:
+    from shared.messages import Restock
+
+    product = await make_product(client, stock=3)
+    restock = Restock(product_id=product["id"], add=4)
+    marker = PlaceHold(hold_id=uuid.uuid4(), product_id=product["id"], qty=1)
+    await _publish_to_partition(servers.amqp_url, restock, restock, marker)
+    await wait_for(lambda: _hold_status(engine, marker.hold_id))
+    ledger = await assert_stock_conserved(engine, product["id"])
+    assert (ledger["stock_total"], ledger["available"]) == (7, 6)

@@ -195,3 +195,11 @@ def test_a_batch_never_grants_more_than_the_stock(initial: int, qtys: list[int])
     granted = sum(d.hold.qty for d in decisions if isinstance(d, domain.HoldCreated))
     assert granted <= initial
     assert s.products[1].available == initial - granted
+
+
+def test_a_redelivered_restock_adds_nothing() -> None:
+    s = stock(2, total=10)
+    cmd = Restock(product_id=1, add=5)
+    first, again = domain.decide(s, [cmd, cmd], NOW)
+    assert isinstance(first, domain.Restocked) and isinstance(again, domain.Unchanged)
+    assert (s.products[1].stock_total, s.products[1].available) == (15, 7)

@@ -104,6 +104,8 @@ class Stock:
     customer_usage: dict[tuple[int, str], int] = field(default_factory=dict)
     #: holds already using an Idempotency-Key, by key
     keyed_holds: dict[str, Hold] = field(default_factory=dict)
+    #: ids of Restock commands already applied
+    applied_restocks: set[uuid.UUID] = field(default_factory=set)
     hold_ttl: timedelta = timedelta(seconds=120)
 
 
@@ -295,6 +297,14 @@ def _restock(stock: Stock, cmd: Restock) -> Decision:
         return Unchanged(
             cmd, "unknown product", StockChanged(product_id=cmd.product_id, found=False)
         )
+    if cmd.message_id in stock.applied_restocks:
+        current = StockChanged(
+            product_id=product.product_id,
+            stock_total=product.stock_total,
+            available=product.available,
+        )
+        return Unchanged(cmd, "restock already applied", current)
+    stock.applied_restocks.add(cmd.message_id)
     after = replace(
         product, stock_total=product.stock_total + cmd.add, available=product.available + cmd.add
     )

@@ -10,8 +10,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.db.tables import holds, orders, products
-from shared.messages import ExpireHold, Message, utcnow
+from shared.db.tables import holds, orders, products, restocks
+from shared.messages import ExpireHold, ExpireOrder, Message, utcnow
 from shared.settings import Settings
 from workers.inventory import domain
 from workers.inventory.domain import InventoryCommand
@@ -66,6 +66,12 @@ async def load(
             stock.holds[h.id] = hold
             if h.idempotency_key:
                 stock.keyed_holds[h.idempotency_key] = hold
+    restock_ids = {c.message_id for c in commands if isinstance(c, domain.Restock)}
+    if restock_ids:
+        applied = await conn.execute(
+            select(restocks.c.message_id).where(restocks.c.message_id.in_(restock_ids))
+        )
+        stock.applied_restocks.update(applied.scalars())
     if order_ids:
         rows = await conn.execute(select(orders).where(orders.c.id.in_(order_ids)))
         for o in rows:
@@ -147,6 +153,12 @@ async def save(conn: AsyncConnection, decisions: Sequence[domain.Decision]) -> N
         elif isinstance(d, domain.Restocked):
             cmd = d.command
             assert isinstance(cmd, domain.Restock)
+            # a second delivery conflicts on the key, rolls back, and is decided again
+            await conn.execute(
+                restocks.insert().values(
+                    message_id=cmd.message_id, product_id=cmd.product_id, added=cmd.add
+                )
+            )
             await _one_row(
                 conn,
                 update(products)
@@ -227,6 +239,22 @@ def replies(decisions: Sequence[domain.Decision]) -> list[Message | None]:
 def expiry_for(hold: domain.Hold) -> ExpireHold:
     """The expiry message of a hold, as the delay queue will hand it back."""
     return ExpireHold(hold_id=hold.hold_id, product_id=hold.product_id)
+
+
+async def sweep(
+    engine: AsyncEngine,
+    settings: Settings,
+    publish: Callable[[Message, int], Awaitable[None]],
+    now: datetime,
+) -> tuple[int, int]:
+    """Re-issue ExpireHold / ExpireOrder, through the partitions, for whatever is overdue."""
+    grace = timedelta(seconds=settings.sweep_grace_seconds)
+    late_holds, late_orders = await overdue(engine, grace, now)
+    for hold_id, product_id in late_holds:
+        await publish(ExpireHold(hold_id=hold_id, product_id=product_id), product_id)
+    for order_id, product_id in late_orders:
+        await publish(ExpireOrder(order_id=order_id, product_id=product_id), product_id)
+    return len(late_holds), len(late_orders)
 
 
 async def overdue(

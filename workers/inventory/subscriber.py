@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
 from typing import Any
 
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
 
-from shared import topology
-from shared.messages import ExpireHold, ExpireOrder, InventoryCommand, Message, utcnow
-from shared.worker import WorkerContext
+from shared import metrics, topology
+from shared.messages import InventoryCommand, Message, utcnow
+from shared.worker import WorkerContext, record_failure
 from workers.inventory import domain, handlers
 
 log = logging.getLogger("workers.inventory")
@@ -45,16 +44,26 @@ def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> 
         description="Holds, expiries, restocks and order releases of this partition's products.",
     )
     async def on_command(command: InventoryCommand) -> Message | None:
-        decisions = await handlers.handle(ctx.engine, ctx.settings, [command], schedule_expiry)
+        try:
+            decisions = await handlers.handle(ctx.engine, ctx.settings, [command], schedule_expiry)
+        except Exception as exc:
+            await record_failure(ctx, partition, str(command.message_id), command.type, exc)
+            raise
         for d in decisions:
-            _log_decision(d, partition)
+            _observe(d, partition)
         return decisions[0].reply
 
 
-def _log_decision(d: domain.Decision, partition: str) -> None:
+def _observe(d: domain.Decision, partition: str) -> None:
+    """One log line and the metrics of a decision."""
     cmd = d.command
-    ids = {"partition": partition, "message_id": str(cmd.message_id), "product_id": cmd.product_id}
+    ids: dict[str, Any] = {
+        "partition": partition,
+        "message_id": str(cmd.message_id),
+        "product_id": cmd.product_id,
+    }
     if isinstance(d, domain.HoldCreated):
+        metrics.HOLDS.labels("placed").inc()
         log.info(
             "hold placed",
             extra={
@@ -66,9 +75,12 @@ def _log_decision(d: domain.Decision, partition: str) -> None:
             },
         )
     elif isinstance(d, domain.HoldReplayed):
+        metrics.HOLDS.labels("replayed").inc()
         log.info("hold replayed", extra={**ids, "hold_id": str(d.hold.hold_id)})
     elif isinstance(d, domain.HoldDenied):
         assert isinstance(cmd, domain.PlaceHold)
+        metrics.HOLDS.labels("refused").inc()
+        metrics.HOLDS_REFUSED.labels(d.reason).inc()
         log.info(
             "hold refused",
             extra={
@@ -81,21 +93,26 @@ def _log_decision(d: domain.Decision, partition: str) -> None:
             },
         )
     elif isinstance(d, domain.HoldExpired):
+        lateness = (utcnow() - d.hold.expires_at).total_seconds()
+        metrics.HOLD_EXPIRIES.inc()
+        metrics.HOLD_EXPIRY_LATENESS.observe(max(lateness, 0.0))
         log.info(
             "hold expired",
             extra={
                 **ids,
                 "hold_id": str(d.hold.hold_id),
                 "qty": d.hold.qty,
-                "lateness_ms": _lateness_ms(d.hold),
+                "lateness_ms": int(lateness * 1000),
             },
         )
     elif isinstance(d, domain.Restocked):
+        metrics.RESTOCKS.inc()
         log.info(
             "stock added",
             extra={**ids, "available": d.product.available, "stock_total": d.product.stock_total},
         )
     elif isinstance(d, domain.OrderReleased):
+        metrics.STOCK_RELEASED.labels(d.reason).inc()
         log.info(
             "stock released",
             extra={
@@ -106,13 +123,10 @@ def _log_decision(d: domain.Decision, partition: str) -> None:
             },
         )
     elif isinstance(d, domain.Dropped):
+        metrics.COMMANDS_DROPPED.labels(cmd.type).inc()
         log.warning("command dropped past its deadline", extra={**ids, "type": cmd.type})
     elif isinstance(d, domain.Unchanged):
         log.info("command changed nothing", extra={**ids, "type": cmd.type, "why": d.why})
-
-
-def _lateness_ms(hold: domain.Hold) -> int:
-    return int((utcnow() - hold.expires_at).total_seconds() * 1000)
 
 
 def sweeper(ctx: WorkerContext) -> list[Callable[[], Coroutine[Any, Any, None]]]:
@@ -131,24 +145,15 @@ def sweeper(ctx: WorkerContext) -> list[Callable[[], Coroutine[Any, Any, None]]]
 
 async def sweep_once(ctx: WorkerContext) -> tuple[int, int]:
     """Publish ExpireHold / ExpireOrder for everything past its expiry plus the grace period."""
-    grace = timedelta(seconds=ctx.settings.sweep_grace_seconds)
-    late_holds, late_orders = await handlers.overdue(ctx.engine, grace, utcnow())
-    n = ctx.settings.partitions
-    for hold_id, product_id in late_holds:
+
+    async def publish(message: Message, product_id: int) -> None:
         await ctx.bus.publish(
-            ExpireHold(hold_id=hold_id, product_id=product_id),
+            message,
             exchange=topology.INVENTORY_EXCHANGE.name,
-            routing_key=topology.product_routing_key(product_id, n),
+            routing_key=topology.product_routing_key(product_id, ctx.settings.partitions),
         )
-    for order_id, product_id in late_orders:
-        await ctx.bus.publish(
-            ExpireOrder(order_id=order_id, product_id=product_id),
-            exchange=topology.INVENTORY_EXCHANGE.name,
-            routing_key=topology.product_routing_key(product_id, n),
-        )
-    if late_holds or late_orders:
-        log.warning(
-            "sweep re-issued late expiries",
-            extra={"holds": len(late_holds), "orders": len(late_orders)},
-        )
-    return len(late_holds), len(late_orders)
+
+    holds, orders = await handlers.sweep(ctx.engine, ctx.settings, publish, utcnow())
+    if holds or orders:
+        log.warning("sweep re-issued late expiries", extra={"holds": holds, "orders": orders})
+    return holds, orders

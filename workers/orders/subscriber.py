@@ -7,7 +7,7 @@ import logging
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
 
-from shared import topology
+from shared import metrics, topology
 from shared.messages import (
     CreateOrder,
     ExpireOrder,
@@ -16,7 +16,7 @@ from shared.messages import (
     ReleaseOrderStock,
     utcnow,
 )
-from shared.worker import WorkerContext
+from shared.worker import WorkerContext, record_failure
 from workers.orders import handlers
 
 log = logging.getLogger("workers.orders")
@@ -24,6 +24,7 @@ log = logging.getLogger("workers.orders")
 
 def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
     """Consume orders.commands; conversions of different holds run side by side."""
+    queue_name = topology.ORDERS_QUEUE_NAME
 
     @broker.subscriber(
         topology.orders_queue(),
@@ -34,6 +35,13 @@ def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
         description="Turn an active, unexpired hold into an order, exactly once.",
     )
     async def on_create_order(command: CreateOrder) -> OrderCreated | OrderRefused:
+        try:
+            return await _create(command)
+        except Exception as exc:
+            await record_failure(ctx, queue_name, str(command.message_id), command.type, exc)
+            raise
+
+    async def _create(command: CreateOrder) -> OrderCreated | OrderRefused:
         outcome = await handlers.create_order(ctx.engine, ctx.settings, command, utcnow())
         reply = outcome.reply
         if isinstance(reply, OrderCreated):
@@ -55,6 +63,7 @@ def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
                     exchange=topology.INVENTORY_EXCHANGE.name,
                     routing_key=key,
                 )
+            metrics.ORDERS.labels("created").inc()
             log.info(
                 "order created",
                 extra={
@@ -68,6 +77,7 @@ def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
                 },
             )
         else:
+            metrics.ORDERS.labels(reply.reason).inc()
             log.info(
                 "conversion refused",
                 extra={

@@ -35,6 +35,7 @@ def _reply(cmd: RecordPayment, result: str, order: Any | None) -> PaymentRecorde
         result=result,
         order_id=order.id if order is not None else cmd.order_id,
         order_status=order.status if order is not None else None,
+        product_id=order.product_id if order is not None else None,
     )
 
 

@@ -7,9 +7,9 @@ import logging
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
 
-from shared import topology
+from shared import metrics, topology
 from shared.messages import PaymentRecorded, RecordPayment, utcnow
-from shared.worker import WorkerContext
+from shared.worker import WorkerContext, record_failure
 from workers.payments import handlers
 
 log = logging.getLogger("workers.payments")
@@ -35,7 +35,13 @@ def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
         description="Verified payment webhooks: deduplicated by key, then applied to the order.",
     )
     async def on_payment(command: RecordPayment) -> PaymentRecorded:
-        reply = await handlers.record(ctx.engine, ctx.bus, ctx.settings, command, utcnow())
+        try:
+            reply = await handlers.record(ctx.engine, ctx.bus, ctx.settings, command, utcnow())
+        except Exception as exc:
+            queue = topology.PAYMENTS_QUEUE_NAME
+            await record_failure(ctx, queue, str(command.message_id), command.type, exc)
+            raise
+        metrics.PAYMENTS.labels(reply.result).inc()
         level = logging.WARNING if reply.result in ("ignored", "key_reused") else logging.INFO
         log.log(
             level,
@@ -46,6 +52,10 @@ def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
                 "hold_id": str(command.hold_id) if command.hold_id else None,
                 "status": command.status,
                 "order_status": reply.order_status,
+                "product_id": reply.product_id,
+                "partition": topology.product_routing_key(reply.product_id, ctx.settings.partitions)
+                if reply.product_id is not None
+                else None,
                 "message_id": str(command.message_id),
             },
         )

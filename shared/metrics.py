@@ -1,0 +1,38 @@
+"""Prometheus series of the product (the standard client; FastStream adds its own per queue)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+HOLDS = Counter(
+    "flashsale_holds",
+    "Hold decisions of the inventory workers, by result (placed, replayed, refused).",
+    ["result"],
+)
+HOLDS_REFUSED = Counter("flashsale_holds_refused", "Refused holds, by reason.", ["reason"])
+HOLD_EXPIRIES = Counter("flashsale_hold_expiries", "Holds expired and their units returned.")
+HOLD_EXPIRY_LATENESS = Histogram(
+    "flashsale_hold_expiry_lateness_seconds",
+    "How long after its expires_at a hold was expired.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+STOCK_RELEASED = Counter(
+    "flashsale_stock_released", "Orders cancelled with their units returned, by reason.", ["reason"]
+)
+RESTOCKS = Counter("flashsale_restocks", "Restocks applied.")
+ORDERS = Counter(
+    "flashsale_orders", "Order conversions, by result (created or the refusal reason).", ["result"]
+)
+PAYMENTS = Counter("flashsale_payments", "Payment webhooks handled, by result.", ["result"])
+COMMANDS_DROPPED = Counter(
+    "flashsale_commands_dropped", "Commands dropped unexecuted past their deadline.", ["type"]
+)
+MESSAGES_FAILED = Counter(
+    "flashsale_messages_failed", "Messages whose handling raised, by queue.", ["queue"]
+)
+REQUEST_SECONDS = Histogram(
+    "flashsale_request_seconds",
+    "Gateway request/reply latency over RabbitMQ, by command and outcome.",
+    ["command", "outcome"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
