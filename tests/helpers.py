@@ -27,8 +27,13 @@ async def make_product(client: httpx.AsyncClient, stock: int = 10, **fields: Any
 
 
 async def stock_ledger(engine: AsyncEngine, product_id: int) -> dict[str, int]:
-    """stock_total, available, units in active holds, units in pending or paid orders."""
-    async with engine.connect() as conn:
+    """stock_total, available, units in active holds, units in pending or paid orders.
+
+    Read from one snapshot: an expiry committing between two statements must not show up in
+    one and not the other.
+    """
+    async with engine.connect() as plain:
+        conn = await plain.execution_options(isolation_level="REPEATABLE READ")
         p = (await conn.execute(select(products).where(products.c.id == product_id))).one()
         held = (
             await conn.execute(
