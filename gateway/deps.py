@@ -13,17 +13,17 @@ from gateway.rpc import Requester
 from shared.settings import Settings
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _engine(request: Request) -> AsyncEngine:
+async def _engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-def _requester(request: Request) -> Requester:
+async def _requester(request: Request) -> Requester:
     requester: Requester = request.app.state.requester
     return requester
 
@@ -33,7 +33,9 @@ EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 RequesterDep = Annotated[Requester, Depends(_requester)]
 
 
-def _admin(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> None:
+async def _admin(
+    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> None:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         token.strip().encode(), settings.admin_token.encode()

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     #: How late an expiry may be before the sweep re-issues it.
     sweep_grace_seconds: float = Field(default=5.0, ge=0)
     amqp_heartbeat_seconds: int = Field(default=10, ge=1)
+    #: Most commands of one partition decided in one transaction (also the partition prefetch).
+    inventory_batch_size: int = Field(default=100, ge=1, le=1000)
     db_pool_size: int = Field(default=10, ge=1)
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"

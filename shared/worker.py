@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import uvloop
 from faststream import FastStream
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
@@ -145,4 +146,4 @@ def build_app(
 def run(app: FastStream, settings: Settings) -> None:
     """Run a worker until SIGINT/SIGTERM."""
     setup_logging(settings.log_format, settings.log_level)
-    asyncio.run(app.run())
+    uvloop.run(app.run())

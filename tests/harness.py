@@ -97,6 +97,7 @@ class System:
     procs: dict[str, Proc] = field(default_factory=dict)
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="flashsale-logs-")))
     http_port: int = field(default_factory=free_port)
+    started: int = 0
 
     @property
     def base_url(self) -> str:
@@ -123,8 +124,8 @@ class System:
 
     def add(self, kind: str) -> Proc:
         """Start one more process of `kind` (e.g. a standby inventory worker)."""
-        n = sum(1 for name in self.procs if name.split("-")[0] == kind) + 1
-        name = f"{kind}-{n}"
+        self.started += 1  # never reuse a name: a replaced entry would never be stopped
+        name = f"{kind}-{self.started}"
         env = self.env()
         if kind != "gateway":
             env["FLASHSALE_METRICS_PORT"] = str(free_port())
@@ -155,7 +156,8 @@ class System:
                     return
             self._check_alive()
             time.sleep(0.2)
-        raise RuntimeError("gateway not ready:\n" + self.tail("gateway-1"))
+        gateway = next(n for n in self.procs if n.startswith("gateway"))
+        raise RuntimeError("gateway not ready:\n" + self.tail(gateway))
 
     def wait_workers(self, timeout: float = 60) -> None:
         """Until every worker logged that it consumes."""

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db.tables import holds
+from shared.db.tables import holds, products
 from tests.harness import System, wait_for
 from tests.helpers import (
     ADMIN,
@@ -131,6 +131,11 @@ async def test_hold_past_expires_at_reads_as_expired_before_its_message(
     product = await make_product(client, stock=3)
     hold_id = uuid.uuid4()
     async with engine.begin() as conn:  # a hold whose expiry message has not come yet
+        await conn.execute(
+            update(products)
+            .where(products.c.id == product["id"])
+            .values(available=products.c.available - 1)
+        )
         await conn.execute(
             holds.insert().values(
                 id=hold_id,

@@ -248,3 +248,25 @@ async def test_a_restock_delivered_twice_adds_once(
     await wait_for(lambda: _hold_status(engine, marker.hold_id))
     ledger = await assert_stock_conserved(engine, product["id"])
     assert (ledger["stock_total"], ledger["available"]) == (7, 6)
+
+
+async def test_a_partition_decides_in_delivery_order_first_come_first_served(
+    client: httpx.AsyncClient, engine: AsyncEngine, servers: ServerSet
+) -> None:
+    product = await make_product(client, stock=10)
+    burst = [PlaceHold(hold_id=uuid.uuid4(), product_id=product["id"], qty=1) for _ in range(50)]
+    await _publish_to_partition(servers.amqp_url, *burst)
+
+    async def all_decided() -> bool:
+        return await count_holds(engine, product["id"]) == 10
+
+    await wait_for(all_decided, timeout=20)
+    await asyncio.sleep(1)  # the 40 refusals have been decided too by then
+    async with engine.connect() as conn:
+        winners = set(
+            (
+                await conn.execute(select(holds.c.id).where(holds.c.product_id == product["id"]))
+            ).scalars()
+        )
+    assert winners == {cmd.hold_id for cmd in burst[:10]}
+    await assert_stock_conserved(engine, product["id"])

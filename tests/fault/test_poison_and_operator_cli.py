@@ -60,7 +60,12 @@ async def test_a_message_that_always_fails_is_dead_lettered_and_replayed(
     assert servers.management_url, "needs the broker's management API"
     vhost = new_vhost(servers.management_url, servers.management_auth, servers.management_auth[0])
     amqp = with_vhost(servers.amqp_url, vhost)
-    lab = System(amqp, servers.database_url, workers={"inventory": 1}).start()
+    lab = System(
+        amqp,
+        servers.database_url,
+        workers={"inventory": 1},
+        overrides={"FLASHSALE_SWEEP_INTERVAL_SECONDS": "3600"},
+    ).start()
     try:
         # an id beyond the database's bigint: every attempt raises in the handler
         poison = PlaceHold(hold_id=uuid.uuid4(), product_id=2**63 + 7, qty=1)
@@ -73,10 +78,18 @@ async def test_a_message_that_always_fails_is_dead_lettered_and_replayed(
 
         await wait_for(dead_lettered, timeout=30)
         listed = flashsale(
-            "dlq", "list", "--json", amqp_url=amqp, database_url=servers.database_url
+            "dlq",
+            "list",
+            "--json",
+            "--queue",
+            dead,
+            amqp_url=amqp,
+            database_url=servers.database_url,
         )
         assert listed.returncode == 0, listed.stderr
-        [row] = json.loads(listed.stdout)
+        rows = json.loads(listed.stdout)
+        assert len(rows) == 1, rows
+        [row] = rows
         assert row["dead_queue"] == dead and row["source_queue"] == source
         assert row["message_id"] == str(poison.message_id) and row["type"] == "PlaceHold"
         assert row["reason"] == "delivery_limit"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
@@ -106,72 +110,63 @@ async def _customer_usage(
     return int(total[0])
 
 
-async def _one_row(conn: AsyncConnection, statement: object) -> None:
+async def _rows(conn: AsyncConnection, statement: object, expected: int) -> None:
     result = await conn.execute(statement)  # type: ignore[call-overload]
-    if result.rowcount != 1:
+    if result.rowcount != expected:
         raise ConcurrentWriter(str(statement))
 
 
+@dataclass
+class _ProductDelta:
+    available: int = 0
+    stock_total: int = 0
+    refused: int = 0
+
+
 async def save(conn: AsyncConnection, decisions: Sequence[domain.Decision]) -> None:
-    """Write the decisions; every stock change is conditional: no second writer can oversell."""
+    """Write a batch's decisions: one conditional update per product, bulk inserts.
+
+    Every stock change is conditional (`available + delta >= 0`, `status = 'active'`,
+    `status = 'pending'`) and the CHECK constraint backs it, so even a second consumer during
+    a failover cannot oversell: its conflicting batch fails and is decided again.
+    """
     now = func.now()
+    deltas: dict[int, _ProductDelta] = defaultdict(_ProductDelta)
+    new_holds: list[dict[str, object]] = []
+    expired: list[uuid.UUID] = []
+    new_restocks: list[dict[str, object]] = []
     for d in decisions:
+        cmd = d.command
         if isinstance(d, domain.HoldCreated):
             h = d.hold
-            await _one_row(
-                conn,
-                update(products)
-                .where(products.c.id == h.product_id, products.c.available >= h.qty)
-                .values(available=products.c.available - h.qty, updated_at=now),
-            )
-            await conn.execute(
-                holds.insert().values(
-                    id=h.hold_id,
-                    product_id=h.product_id,
-                    qty=h.qty,
-                    customer_id=h.customer_id,
-                    status="active",
-                    expires_at=h.expires_at,
-                    idempotency_key=h.idempotency_key,
-                    request_hash=h.request_hash,
-                )
+            deltas[h.product_id].available -= h.qty
+            new_holds.append(
+                {
+                    "id": h.hold_id,
+                    "product_id": h.product_id,
+                    "qty": h.qty,
+                    "customer_id": h.customer_id,
+                    "status": "active",
+                    "expires_at": h.expires_at,
+                    "idempotency_key": h.idempotency_key,
+                    "request_hash": h.request_hash,
+                }
             )
         elif isinstance(d, domain.HoldExpired):
-            h = d.hold
-            await _one_row(
-                conn,
-                update(holds)
-                .where(holds.c.id == h.hold_id, holds.c.status == "active")
-                .values(status="expired", updated_at=now),
-            )
-            await _one_row(
-                conn,
-                update(products)
-                .where(products.c.id == h.product_id)
-                .values(available=products.c.available + h.qty, updated_at=now),
-            )
+            deltas[d.hold.product_id].available += d.hold.qty
+            expired.append(d.hold.hold_id)
         elif isinstance(d, domain.Restocked):
-            cmd = d.command
             assert isinstance(cmd, domain.Restock)
+            deltas[cmd.product_id].available += cmd.add
+            deltas[cmd.product_id].stock_total += cmd.add
             # a second delivery conflicts on the key, rolls back, and is decided again
-            await conn.execute(
-                restocks.insert().values(
-                    message_id=cmd.message_id, product_id=cmd.product_id, added=cmd.add
-                )
-            )
-            await _one_row(
-                conn,
-                update(products)
-                .where(products.c.id == cmd.product_id)
-                .values(
-                    stock_total=products.c.stock_total + cmd.add,
-                    available=products.c.available + cmd.add,
-                    updated_at=now,
-                ),
+            new_restocks.append(
+                {"message_id": cmd.message_id, "product_id": cmd.product_id, "added": cmd.add}
             )
         elif isinstance(d, domain.OrderReleased):
             o = d.order
-            await _one_row(
+            deltas[o.product_id].available += o.qty
+            await _rows(
                 conn,
                 update(orders)
                 .where(orders.c.id == o.order_id, orders.c.status == "pending")
@@ -181,21 +176,40 @@ async def save(conn: AsyncConnection, decisions: Sequence[domain.Decision]) -> N
                     cancelled_by=d.cancelled_by,
                     updated_at=now,
                 ),
+                1,
             )
-            await _one_row(
-                conn,
-                update(products)
-                .where(products.c.id == o.product_id)
-                .values(available=products.c.available + o.qty, updated_at=now),
+        elif isinstance(d, domain.HoldDenied) and d.reason not in (
+            "idempotency_key_reused",
+            "product_not_found",  # no row to count it on
+        ):
+            deltas[cmd.product_id].refused += 1
+    if expired:
+        await _rows(
+            conn,
+            update(holds)
+            .where(holds.c.id.in_(expired), holds.c.status == "active")
+            .values(status="expired", updated_at=now),
+            len(expired),
+        )
+    if new_holds:
+        await conn.execute(holds.insert(), new_holds)
+    if new_restocks:
+        await conn.execute(restocks.insert(), new_restocks)
+    for product_id, delta in deltas.items():
+        values: dict[str, object] = {"holds_refused": products.c.holds_refused + delta.refused}
+        if delta.available or delta.stock_total:
+            values.update(
+                available=products.c.available + delta.available,
+                stock_total=products.c.stock_total + delta.stock_total,
+                updated_at=now,
             )
-        elif isinstance(d, domain.HoldDenied) and d.reason != "idempotency_key_reused":
-            cmd = d.command
-            assert isinstance(cmd, domain.PlaceHold)
-            await conn.execute(
-                update(products)
-                .where(products.c.id == cmd.product_id)
-                .values(holds_refused=products.c.holds_refused + 1)
-            )
+        await _rows(
+            conn,
+            update(products)
+            .where(products.c.id == product_id, products.c.available + delta.available >= 0)
+            .values(**values),
+            1,
+        )
 
 
 async def handle(
@@ -225,9 +239,14 @@ async def handle(
             )
             if attempt == attempts:
                 raise
-    for d in decisions:
-        if isinstance(d, domain.HoldCreated | domain.HoldReplayed) and d.hold.status == "active":
-            await schedule_expiry(d.hold)
+    # after the commit, all expiries of the batch at once: their confirms overlap
+    await asyncio.gather(
+        *[
+            schedule_expiry(d.hold)
+            for d in decisions
+            if isinstance(d, domain.HoldCreated | domain.HoldReplayed) and d.hold.status == "active"
+        ]
+    )
     return decisions
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from faststream import AckPolicy
@@ -14,6 +14,7 @@ from shared import metrics, topology
 from shared.messages import InventoryCommand, Message, utcnow
 from shared.worker import WorkerContext, record_failure
 from workers.inventory import domain, handlers
+from workers.inventory.batcher import Batcher
 
 log = logging.getLogger("workers.inventory")
 
@@ -33,25 +34,30 @@ def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> 
             handlers.expiry_for(hold), exchange=exchange.name, routing_key=partition
         )
 
-    # prefetch 1: one command of a partition at a time, in order (STYLE.md pitfalls).
+    async def process(commands: Sequence[domain.InventoryCommand]) -> list[domain.Decision]:
+        return await handlers.handle(ctx.engine, ctx.settings, commands, schedule_expiry)
+
+    batcher = Batcher(process, max_batch=ctx.settings.inventory_batch_size)
+
+    # Several deliveries in flight (prefetch), decided strictly one batch at a time, in order,
+    # by the batcher: the single writer of this partition (see STYLE.md pitfalls on prefetch).
     # NACK_ON_ERROR: a failing command is redelivered, then dead-lettered after the limit.
     @broker.subscriber(
         queue,
         topology.INVENTORY_EXCHANGE,
-        channel=Channel(prefetch_count=1),
+        channel=Channel(prefetch_count=ctx.settings.inventory_batch_size),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=f"{partition}:consume",
         description="Holds, expiries, restocks and order releases of this partition's products.",
     )
     async def on_command(command: InventoryCommand) -> Message | None:
         try:
-            decisions = await handlers.handle(ctx.engine, ctx.settings, [command], schedule_expiry)
+            decision = await batcher.submit(command)
         except Exception as exc:
             await record_failure(ctx, partition, str(command.message_id), command.type, exc)
             raise
-        for d in decisions:
-            _observe(d, partition)
-        return decisions[0].reply
+        _observe(decision, partition)
+        return decision.reply
 
 
 def _observe(d: domain.Decision, partition: str) -> None:

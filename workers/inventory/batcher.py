@@ -1,0 +1,61 @@
+"""Serialises one partition's commands into batches, in the order they arrived.
+
+The partition consumer has several deliveries in flight (prefetch > 1); each handler call
+submits its command here and waits for its own decision. One batch runs at a time; whatever
+arrived meanwhile forms the next batch. A batch that fails is split, so only the command that
+keeps failing fails (and is redelivered, then dead-lettered); the others are decided alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+from workers.inventory import domain
+
+Process = Callable[[Sequence[domain.InventoryCommand]], Awaitable[list[domain.Decision]]]
+
+
+class Batcher:
+    """One per partition queue."""
+
+    def __init__(self, process: Process, max_batch: int = 200) -> None:
+        self._process = process
+        self._max_batch = max_batch
+        self._pending: list[tuple[domain.InventoryCommand, asyncio.Future[domain.Decision]]] = []
+        self._draining: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    async def submit(self, command: domain.InventoryCommand) -> domain.Decision:
+        """Queue a command behind everything submitted before it; wait for its decision."""
+        future: asyncio.Future[domain.Decision] = asyncio.get_running_loop().create_future()
+        self._pending.append((command, future))
+        if self._draining is None or self._draining.done():
+            self._draining = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            await asyncio.sleep(0)  # deliveries already dispatched join this batch
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            await self._run(batch)
+
+    async def _run(
+        self, batch: list[tuple[domain.InventoryCommand, asyncio.Future[domain.Decision]]]
+    ) -> None:
+        try:
+            decisions = await self._process([c for c, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                if not batch[0][1].done():
+                    batch[0][1].set_exception(exc)
+                return
+            middle = len(batch) // 2  # isolate the failing command, keep the order
+            await self._run(batch[:middle])
+            await self._run(batch[middle:])
+            return
+        self.batches += 1
+        for (_, future), decision in zip(batch, decisions, strict=True):
+            if not future.done():
+                future.set_result(decision)
