@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from typing import Any
 
 from pydantic import BaseModel
+
+from gateway.problems import Problem
 
 _NAMESPACE = uuid.UUID("5b0e7a3e-9d7c-4c55-9a55-6f6c61736873")
 
@@ -20,6 +23,18 @@ def request_hash(body: BaseModel) -> str:
 def resource_id(kind: str, key: str | None) -> uuid.UUID:
     """A fresh id, or with a key the same id for every request carrying it."""
     return uuid.uuid5(_NAMESPACE, f"{kind}:{key}") if key else uuid.uuid4()
+
+
+KEY_REUSED = "this Idempotency-Key was used with another request body"
+
+
+def replayed(existing: dict[str, Any] | None, digest: str) -> dict[str, Any] | None:
+    """The resource a repeated key made (same body), None for a new key; 409 for another body."""
+    if existing is None:
+        return None
+    if existing["request_hash"] != digest:
+        raise Problem(409, "idempotency_key_reused", KEY_REUSED)
+    return existing
 
 
 def parse_id(value: str) -> uuid.UUID | None:

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,30 @@ def new_vhost(management_url: str, auth: tuple[str, str], user: str) -> str:
 
 def with_vhost(amqp_url: str, vhost: str) -> str:
     return amqp_url.rstrip("/") + "/" + vhost
+
+
+@contextlib.contextmanager
+def isolated_system(
+    servers: Any, workers: dict[str, int], overrides: dict[str, str] | None = None
+) -> Iterator[tuple[System, str, str]]:
+    """A system on a virtual host of its own (its own queues), stopped even when tests fail.
+
+    Yields the system, the virtual host and its AMQP URL. The sweep is off unless overridden,
+    so this system does not act on the other tests' holds in the shared database.
+    """
+    assert servers.management_url, "needs the broker's management API"
+    vhost = new_vhost(servers.management_url, servers.management_auth, servers.management_auth[0])
+    amqp = with_vhost(servers.amqp_url, vhost)
+    system = System(
+        amqp,
+        servers.database_url,
+        workers=workers,
+        overrides={"FLASHSALE_SWEEP_INTERVAL_SECONDS": "3600", **(overrides or {})},
+    )
+    try:
+        yield system.start(), vhost, amqp
+    finally:
+        system.stop()
 
 
 async def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:

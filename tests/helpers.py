@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.tables import holds, orders, payment_events, products
@@ -63,6 +64,29 @@ async def assert_stock_conserved(engine: AsyncEngine, product_id: int) -> dict[s
     assert ledger["available"] >= 0, ledger
     assert ledger["stock_total"] == ledger["available"] + ledger["held"] + ledger["ordered"], ledger
     return ledger
+
+
+async def insert_hold_without_its_message(
+    engine: AsyncEngine, product_id: int, qty: int, expired_for: timedelta
+) -> uuid.UUID:
+    """A committed hold (its units taken) whose expiry message never went out or is not due."""
+    hold_id = uuid.uuid4()
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(products)
+            .where(products.c.id == product_id)
+            .values(available=products.c.available - qty)
+        )
+        await conn.execute(
+            holds.insert().values(
+                id=hold_id,
+                product_id=product_id,
+                qty=qty,
+                status="active",
+                expires_at=datetime.now(UTC) - expired_for,
+            )
+        )
+    return hold_id
 
 
 async def count_holds(engine: AsyncEngine, product_id: int, status: str | None = None) -> int:

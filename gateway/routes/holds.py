@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from gateway.deps import EngineDep, IdempotencyKey, RequesterDep, SettingsDep
-from gateway.idempotency import parse_id, request_hash, resource_id
+from gateway.idempotency import KEY_REUSED, parse_id, replayed, request_hash, resource_id
 from gateway.problems import Problem
 from gateway.schemas import HoldIn, HoldOut
 from shared.db import queries
@@ -20,7 +20,7 @@ _REFUSALS = {
     "insufficient_stock": (409, "only {available} unit(s) of product {product_id} available"),
     "sale_not_active": (409, "product {product_id} is not on sale right now"),
     "customer_limit_exceeded": (409, "this customer may not hold more of product {product_id}"),
-    "idempotency_key_reused": (409, "this Idempotency-Key was used with another request body"),
+    "idempotency_key_reused": (409, KEY_REUSED),
 }
 
 
@@ -58,10 +58,8 @@ async def place_hold(
     hold_id = resource_id("hold", idempotency_key)
     if idempotency_key:
         async with engine.connect() as conn:
-            existing = await queries.get_hold(conn, hold_id)
+            existing = replayed(await queries.get_hold(conn, hold_id), digest)
         if existing is not None:
-            if existing["request_hash"] != digest:
-                raise Problem(409, "idempotency_key_reused", _REFUSALS["idempotency_key_reused"][1])
             response.headers["Location"] = f"/api/holds/{hold_id}"
             return hold_view(existing)
     reply = await requester.place_hold(

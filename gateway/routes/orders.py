@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from gateway.deps import EngineDep, IdempotencyKey, RequesterDep
-from gateway.idempotency import parse_id, request_hash, resource_id
+from gateway.idempotency import KEY_REUSED, parse_id, replayed, request_hash, resource_id
 from gateway.problems import Problem
 from gateway.schemas import OrderIn, OrderOut, OrderProcessing
 from shared.bus import ReplyTimeout
@@ -43,12 +43,8 @@ async def create_order(
     order_id = resource_id("order", idempotency_key)
     if idempotency_key:
         async with engine.connect() as conn:
-            existing = await queries.get_order(conn, order_id)
+            existing = replayed(await queries.get_order(conn, order_id), digest)
         if existing is not None:
-            if existing["request_hash"] != digest:
-                raise Problem(
-                    409, "idempotency_key_reused", "this Idempotency-Key was used with another body"
-                )
             response.headers["Location"] = f"/api/orders/{order_id}"
             return existing
     cmd = CreateOrder(
@@ -83,7 +79,7 @@ async def create_order(
             f"hold {hold_id} already became order {reply.order_id}",
             order_id=str(reply.order_id) if reply.order_id else None,
         )
-    raise Problem(409, "idempotency_key_reused", "this Idempotency-Key was used with another body")
+    raise Problem(409, "idempotency_key_reused", KEY_REUSED)
 
 
 @router.get("/api/orders/{order_id}", response_model=OrderOut, responses={404: {}})

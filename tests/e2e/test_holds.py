@@ -11,16 +11,17 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db.tables import holds, products
+from shared.db.tables import holds
 from tests.harness import System, wait_for
 from tests.helpers import (
     ADMIN,
     assert_problem,
     assert_stock_conserved,
     count_holds,
+    insert_hold_without_its_message,
     make_product,
 )
 
@@ -129,22 +130,9 @@ async def test_hold_past_expires_at_reads_as_expired_before_its_message(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
     product = await make_product(client, stock=3)
-    hold_id = uuid.uuid4()
-    async with engine.begin() as conn:  # a hold whose expiry message has not come yet
-        await conn.execute(
-            update(products)
-            .where(products.c.id == product["id"])
-            .values(available=products.c.available - 1)
-        )
-        await conn.execute(
-            holds.insert().values(
-                id=hold_id,
-                product_id=product["id"],
-                qty=1,
-                status="active",
-                expires_at=datetime.now(UTC) - timedelta(milliseconds=100),
-            )
-        )
+    hold_id = await insert_hold_without_its_message(
+        engine, product["id"], 1, expired_for=timedelta(milliseconds=100)
+    )
     assert (await client.get(f"/api/holds/{hold_id}")).json()["status"] == "expired"
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import aio_pika
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.idempotency import resource_id
@@ -18,8 +18,13 @@ from shared import topology
 from shared.bus import encode
 from shared.db.tables import holds, products
 from shared.messages import ExpireHold, PlaceHold
-from tests.harness import System, new_vhost, wait_for, with_vhost
-from tests.helpers import assert_stock_conserved, count_holds, make_product
+from tests.harness import System, isolated_system, wait_for
+from tests.helpers import (
+    assert_stock_conserved,
+    count_holds,
+    insert_hold_without_its_message,
+    make_product,
+)
 from tests.servers import ServerSet
 
 pytestmark = pytest.mark.fault
@@ -106,16 +111,9 @@ async def test_a_command_past_its_deadline_is_dropped(
 async def test_no_phantom_hold_when_no_worker_answered_in_time(
     servers: ServerSet, engine: AsyncEngine
 ) -> None:
-    assert servers.management_url, "needs the broker's management API"
-    vhost = new_vhost(servers.management_url, servers.management_auth, servers.management_auth[0])
-    lonely = System(
-        with_vhost(servers.amqp_url, vhost),
-        servers.database_url,
-        workers={},
-        overrides={"FLASHSALE_REQUEST_TIMEOUT_SECONDS": "1"},
-    )
-    lonely.start()  # a gateway, and no inventory worker yet
-    try:
+    # a gateway, and no inventory worker yet
+    overrides = {"FLASHSALE_REQUEST_TIMEOUT_SECONDS": "1"}
+    with isolated_system(servers, workers={}, overrides=overrides) as (lonely, _, _):
         async with httpx.AsyncClient(base_url=lonely.base_url, timeout=30) as c:
             product = await make_product(c, stock=5)
             r = await c.post("/api/holds", json={"product_id": product["id"], "qty": 1})
@@ -127,30 +125,15 @@ async def test_no_phantom_hold_when_no_worker_answered_in_time(
             assert marker.status_code == 201
         assert await count_holds(engine, product["id"]) == 1  # only the marker
         assert await _available(engine, product["id"]) == 3
-    finally:
-        lonely.stop()
 
 
 async def test_the_sweep_expires_a_hold_whose_expiry_message_was_lost(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
     product = await make_product(client, stock=5)
-    hold_id = uuid.uuid4()
-    async with engine.begin() as conn:  # a committed hold whose delay message never went out
-        await conn.execute(
-            update(products)
-            .where(products.c.id == product["id"])
-            .values(available=products.c.available - 2)
-        )
-        await conn.execute(
-            holds.insert().values(
-                id=hold_id,
-                product_id=product["id"],
-                qty=2,
-                status="active",
-                expires_at=datetime.now(UTC) - timedelta(seconds=10),
-            )
-        )
+    hold_id = await insert_hold_without_its_message(
+        engine, product["id"], 2, expired_for=timedelta(seconds=10)
+    )
 
     async def expired() -> bool:
         return await _hold_status(engine, hold_id) == "expired"

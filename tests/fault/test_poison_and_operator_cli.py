@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -22,8 +21,8 @@ from shared.db.tables import holds, products
 from shared.messages import PlaceHold
 from shared.settings import PROJECT_ROOT
 from tests.fault.test_inventory_faults import _publish_to_partition
-from tests.harness import System, new_vhost, wait_for, with_vhost
-from tests.helpers import make_product
+from tests.harness import isolated_system, wait_for
+from tests.helpers import insert_hold_without_its_message, make_product
 from tests.integration.test_database import _scratch_database
 from tests.servers import ServerSet
 
@@ -57,16 +56,7 @@ def _queue_depth(servers: ServerSet, vhost: str, queue: str) -> int:
 async def test_a_message_that_always_fails_is_dead_lettered_and_replayed(
     servers: ServerSet,
 ) -> None:
-    assert servers.management_url, "needs the broker's management API"
-    vhost = new_vhost(servers.management_url, servers.management_auth, servers.management_auth[0])
-    amqp = with_vhost(servers.amqp_url, vhost)
-    lab = System(
-        amqp,
-        servers.database_url,
-        workers={"inventory": 1},
-        overrides={"FLASHSALE_SWEEP_INTERVAL_SECONDS": "3600"},
-    ).start()
-    try:
+    with isolated_system(servers, workers={"inventory": 1}) as (lab, vhost, amqp):
         # an id beyond the database's bigint: every attempt raises in the handler
         poison = PlaceHold(hold_id=uuid.uuid4(), product_id=2**63 + 7, qty=1)
         source = topology.product_routing_key(poison.product_id, 8)
@@ -110,8 +100,6 @@ async def test_a_message_that_always_fails_is_dead_lettered_and_replayed(
             )
 
         await wait_for(back_in_source, timeout=30)
-    finally:
-        lab.stop()
 
 
 async def test_audit_passes_when_conserved_and_names_the_product_that_is_not(
@@ -166,34 +154,12 @@ async def test_audit_passes_when_conserved_and_names_the_product_that_is_not(
 async def test_holds_sweep_command_expires_an_overdue_hold_now(
     servers: ServerSet, engine: AsyncEngine
 ) -> None:
-    assert servers.management_url
-    vhost = new_vhost(servers.management_url, servers.management_auth, servers.management_auth[0])
-    amqp = with_vhost(servers.amqp_url, vhost)
-    lab = System(
-        amqp,
-        servers.database_url,
-        workers={"inventory": 1},
-        overrides={"FLASHSALE_SWEEP_INTERVAL_SECONDS": "3600"},
-    ).start()
-    try:
+    with isolated_system(servers, workers={"inventory": 1}) as (lab, vhost, amqp):
         async with httpx.AsyncClient(base_url=lab.base_url, timeout=30) as c:
             product = await make_product(c, stock=4)
-        hold_id = uuid.uuid4()
-        async with engine.begin() as conn:  # a hold whose expiry message was lost
-            await conn.execute(
-                update(products)
-                .where(products.c.id == product["id"])
-                .values(available=products.c.available - 2)
-            )
-            await conn.execute(
-                holds.insert().values(
-                    id=hold_id,
-                    product_id=product["id"],
-                    qty=2,
-                    status="active",
-                    expires_at=datetime.now(UTC) - timedelta(seconds=30),
-                )
-            )
+        hold_id = await insert_hold_without_its_message(
+            engine, product["id"], 2, expired_for=timedelta(seconds=30)
+        )
         out = flashsale("holds", "sweep", amqp_url=amqp, database_url=servers.database_url)
         assert out.returncode == 0 and "re-issued expiry of" in out.stdout, out.stderr
 
@@ -205,6 +171,3 @@ async def test_holds_sweep_command_expires_an_overdue_hold_now(
             return bool(status == "expired")
 
         await wait_for(expired, timeout=15)
-    finally:
-        lab.stop()
-        time.sleep(0)
