@@ -131,6 +131,10 @@ def test_up_serves_the_system_and_down_and_ctrl_c_leave_nothing_running() -> Non
             timeout=10,
         )
         queues = {q["name"]: q["arguments"] for q in ui.json()}
+        banner = launch.new_output(launch.last_start)
+        prometheus = next(x.split()[-1] for x in banner.splitlines() if "RabbitMQ metrics" in x)
+        scraped = httpx.get(prometheus, timeout=10)
+        assert scraped.status_code == 200 and "rabbitmq_" in scraped.text  # queue depths scrapable
         assert queues["inventory.p00"]["x-single-active-consumer"] is True
         assert queues["holds.delay.120s"]["x-dead-letter-exchange"] == "flashsale.inventory"
 

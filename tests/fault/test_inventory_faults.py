@@ -253,3 +253,38 @@ async def test_a_partition_decides_in_delivery_order_first_come_first_served(
         )
     assert winners == {cmd.hold_id for cmd in burst[:10]}
     await assert_stock_conserved(engine, product["id"])
+
+
+async def test_late_order_and_webhook_answers_are_202_and_still_take_effect(
+    servers: ServerSet, engine: AsyncEngine
+) -> None:
+    from tests.helpers import post_webhook
+
+    overrides = {"FLASHSALE_REQUEST_TIMEOUT_SECONDS": "1"}
+    with isolated_system(servers, workers={"inventory": 1}, overrides=overrides) as (lab, _, _):
+        async with httpx.AsyncClient(base_url=lab.base_url, timeout=30) as c:
+            product = await make_product(c, stock=5)
+            hold = (await c.post("/api/holds", json={"product_id": product["id"], "qty": 2})).json()
+            late = await c.post("/api/orders", json={"hold_id": hold["hold_id"]})
+            assert late.status_code == 202, late.text  # no orders worker runs yet
+            order_id = late.json()["order_id"]
+            assert late.json()["status"] == "processing"
+            queued = await post_webhook(
+                c,
+                {
+                    "idempotency_key": f"late-{uuid.uuid4()}",
+                    "order_id": order_id,
+                    "status": "success",
+                },
+            )
+            assert queued.status_code == 202 and queued.json()["result"] == "queued"
+            lab.add("orders")
+            lab.add("payments")
+            lab.wait_workers()
+
+            async def paid() -> bool:
+                r = await c.get(f"/api/orders/{order_id}")
+                return r.status_code == 200 and r.json()["status"] == "paid"
+
+            await wait_for(paid, timeout=30)  # the queued commands were applied, in either order
+        await assert_stock_conserved(engine, product["id"])
