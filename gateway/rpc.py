@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel, TypeAdapter
@@ -46,7 +46,7 @@ class Requester:
         self.in_flight = 0
         self.max_in_flight = max_in_flight
 
-    def deadline(self) -> object:
+    def deadline(self) -> datetime:
         """Deadline to put into a command sent now."""
         return utcnow() + timedelta(seconds=self.settings.request_timeout_seconds) - DEADLINE_MARGIN
 
@@ -105,17 +105,17 @@ class Requester:
             raise unavailable("no inventory decision in time; the hold was not placed") from exc
 
     async def restock(self, cmd: Restock) -> StockChanged:
-        """Restock through the product's partition."""
+        """Restock through the product's partition; like a hold, dropped past its deadline, so a
+        503 means it was not applied (and a retry with the same Idempotency-Key is safe)."""
         try:
             return await self._request(
                 cmd,
                 _stock_reply,
                 exchange=topology.INVENTORY_EXCHANGE.name,
                 routing_key=self._partition(cmd.product_id),
-                expires=False,
             )
         except ReplyTimeout as exc:
-            raise unavailable("restock queued but not confirmed in time") from exc
+            raise unavailable("no inventory answer in time; the restock was not applied") from exc
 
     async def create_order(self, cmd: CreateOrder) -> OrderReply:
         """CreateOrder; raises ReplyTimeout (the order will still appear) when late."""

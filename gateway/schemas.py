@@ -6,15 +6,27 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_BIGINT = 2**63 - 1
 
 
+MAX_STOCK = 2**31 - 1
+#: price × the largest hold must fit the database's BIGINT amount
+MAX_PRICE_CENTS = 10**12
+
+
 class Strict(BaseModel):
-    """Request bodies refuse unknown fields."""
+    """Request bodies refuse unknown fields, and text the database cannot store (NUL)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("text may not contain NUL characters")
+        return value
 
 
 class ProductOut(BaseModel):
@@ -30,8 +42,8 @@ class ProductOut(BaseModel):
 
 class ProductIn(Strict):
     name: str = Field(min_length=1, max_length=200, examples=["Limited sneaker"])
-    price_cents: int = Field(ge=0, le=MAX_BIGINT, examples=[12900])
-    stock: int = Field(ge=0, le=2**31 - 1, examples=[100])
+    price_cents: int = Field(ge=0, le=MAX_PRICE_CENTS, examples=[12900])
+    stock: int = Field(ge=0, le=MAX_STOCK, examples=[100])
     max_per_customer: int | None = Field(default=None, ge=1, le=2**31 - 1)
     sale_starts_at: datetime | None = None
     sale_ends_at: datetime | None = None
@@ -47,7 +59,7 @@ class ProductIn(Strict):
 
 
 class RestockIn(Strict):
-    add: int = Field(gt=0, le=2**31 - 1, examples=[50])
+    add: int = Field(gt=0, le=MAX_STOCK, examples=[50])
 
 
 class HoldIn(Strict):

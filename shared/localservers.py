@@ -122,8 +122,9 @@ def pid_alive(pid: int) -> bool:
 _pid_alive = pid_alive
 
 
-def stop_pid(pid: int, timeout: float = 20.0) -> None:
-    """SIGTERM, wait up to `timeout`, then SIGKILL: the process is gone when this returns."""
+def stop_pid(pid: int, timeout: float = 20.0, group: bool = False) -> None:
+    """SIGTERM, wait up to `timeout`, then SIGKILL (its whole process group with `group`, for a
+    wrapper script that leads its group): the process is gone when this returns."""
     if not _pid_alive(pid):
         return
     with contextlib.suppress(ProcessLookupError):
@@ -133,8 +134,11 @@ def stop_pid(pid: int, timeout: float = 20.0) -> None:
         if not _pid_alive(pid):
             return
         time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if group:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
     while _pid_alive(pid):
         time.sleep(0.05)
 
@@ -310,7 +314,8 @@ class LocalServers:
         """Stop the node and, if this launcher started the Erlang port mapper, that too."""
         pid = self.rabbit_pid()
         if pid is not None:
-            stop_pid(pid, timeout=30)
+            # the pid is the server's wrapper script, which leads a session of its own
+            stop_pid(pid, timeout=30, group=True)
         with contextlib.suppress(OSError):
             self.rabbit_pid_file.unlink()
         if self.started_epmd and shutil.which("epmd"):

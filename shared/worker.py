@@ -16,9 +16,10 @@ from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from prometheus_client import REGISTRY, start_http_server
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.bus import Bus
+from shared.bus import Bus, BusUnavailable, ReplyTimeout
 from shared.db.session import make_engine
 from shared.db.tables import message_failures
 from shared.logging import setup_logging
@@ -49,10 +50,31 @@ class WorkerContext:
         return self._bus
 
 
+#: Wait before a message that failed on a passing fault (broker, database, timeout) goes back
+#: to its queue, so a short outage does not use up the delivery limit in milliseconds.
+TRANSIENT_BACKOFF_SECONDS = 3.0
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03", "08000", "08003", "08006"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A fault that a later delivery may not meet: connection loss, timeout, deadlock."""
+    if isinstance(exc, ConnectionError | TimeoutError | BusUnavailable | ReplyTimeout):
+        return True
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return state in _TRANSIENT_SQLSTATES
+    return False
+
+
 async def record_failure(
     ctx: WorkerContext, queue: str, message_id: str, message_type: str, exc: BaseException
 ) -> None:
-    """Log a failed message and keep its last error for `flashsale dlq list`; never raises."""
+    """Log a failed message and keep its last error for `flashsale dlq list`; then, for a
+    passing fault, wait before the message is redelivered. Never raises."""
     error = f"{type(exc).__name__}: {exc}"[:2000]
     MESSAGES_FAILED.labels(queue).inc()
     log.error(
@@ -77,6 +99,8 @@ async def record_failure(
             )
     except Exception:  # the database may be what failed; the log line above remains
         log.warning("could not record the failure", extra={"message_id": message_id})
+    if is_transient(exc):
+        await asyncio.sleep(TRANSIENT_BACKOFF_SECONDS)
 
 
 def broker_url(settings: Settings, name: str) -> str:

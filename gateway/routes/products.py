@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from gateway.deps import AdminDep, EngineDep, RequesterDep
+from gateway.deps import AdminDep, EngineDep, IdempotencyKey, RequesterDep
+from gateway.idempotency import resource_id
 from gateway.problems import Problem
-from gateway.schemas import ProductIn, ProductOut, RestockIn
+from gateway.schemas import MAX_STOCK, ProductIn, ProductOut, RestockIn
 from shared.db import queries
 from shared.messages import Restock
 
@@ -23,7 +24,7 @@ def _not_found(product_id: int) -> Problem:
 async def list_products(
     engine: EngineDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[dict[str, object]]:
     """Every product with its current availability."""
     async with engine.connect() as conn:
@@ -62,13 +63,36 @@ async def create_product(body: ProductIn, engine: EngineDep) -> dict[str, object
     tags=["admin"],
 )
 async def restock(
-    product_id: int, body: RestockIn, engine: EngineDep, requester: RequesterDep
+    product_id: int,
+    body: RestockIn,
+    engine: EngineDep,
+    requester: RequesterDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, object]:
-    """Add units through the product's inventory partition (stock has one writer)."""
+    """Add units through the product's inventory partition (stock has one writer).
+
+    With an Idempotency-Key, retrying the same restock adds its units once.
+    """
     async with engine.connect() as conn:
-        if await queries.get_product(conn, product_id) is None:
-            raise _not_found(product_id)
-    reply = await requester.restock(Restock(product_id=product_id, add=body.add))
+        product = await queries.get_product(conn, product_id)
+    if product is None:
+        raise _not_found(product_id)
+    if product["stock_total"] + body.add > MAX_STOCK:
+        raise Problem(
+            422,
+            "validation_error",
+            f"add: stock_total would exceed {MAX_STOCK}",
+            errors=[{"loc": ["body", "add"], "msg": "too large", "type": "less_than_equal"}],
+        )
+    command_id = resource_id(f"restock:{product_id}", idempotency_key)
+    reply = await requester.restock(
+        Restock(
+            message_id=command_id,
+            product_id=product_id,
+            add=body.add,
+            deadline=requester.deadline(),
+        )
+    )
     if not reply.found:
         raise _not_found(product_id)
     async with engine.connect() as conn:

@@ -245,3 +245,9 @@ async def test_restock_goes_through_the_partition_and_needs_the_token(
     assert r.status_code == 200, r.text
     assert (r.json()["stock_total"], r.json()["available"]) == (6, 5)
     await assert_stock_conserved(engine, product["id"])
+
+
+async def test_customer_id_with_nul_is_422_not_a_poison_message(client: httpx.AsyncClient) -> None:
+    product = await make_product(client, stock=2)
+    r = await _hold(client, product["id"], 1, customer_id="a\u0000b")
+    assert_problem(r, 422, "validation_error")

@@ -103,3 +103,38 @@ async def test_health_and_openapi(client: httpx.AsyncClient) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert {"/api/products", "/api/holds", "/api/orders", "/api/payments/webhook"} <= set(paths)
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_text_with_nul_and_out_of_range_numbers_are_422(client: httpx.AsyncClient) -> None:
+    bad_name = {"name": "a\u0000b", "price_cents": 1, "stock": 1}
+    assert_problem(
+        await client.post("/api/admin/products", json=bad_name, headers=ADMIN),
+        422,
+        "validation_error",
+    )
+    pricey = {"name": "x", "price_cents": 10**15, "stock": 1}
+    assert_problem(
+        await client.post("/api/admin/products", json=pricey, headers=ADMIN),
+        422,
+        "validation_error",
+    )
+    assert_problem(
+        await client.get("/api/products", params={"offset": 3_000_000_000}), 422, "validation_error"
+    )
+    product = await make_product(client, stock=2**31 - 10)
+    r = await client.post(
+        f"/api/admin/products/{product['id']}/restock", json={"add": 100}, headers=ADMIN
+    )
+    assert_problem(r, 422, "validation_error")
+
+
+async def test_a_restock_retried_with_its_idempotency_key_adds_once(
+    client: httpx.AsyncClient,
+) -> None:
+    product = await make_product(client, stock=3)
+    path = f"/api/admin/products/{product['id']}/restock"
+    headers = {**ADMIN, "Idempotency-Key": f"restock-{product['id']}"}
+    first = await client.post(path, json={"add": 4}, headers=headers)
+    again = await client.post(path, json={"add": 4}, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["stock_total"] == 7 and again.json()["available"] == 7

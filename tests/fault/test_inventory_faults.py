@@ -288,3 +288,46 @@ async def test_late_order_and_webhook_answers_are_202_and_still_take_effect(
 
             await wait_for(paid, timeout=30)  # the queued commands were applied, in either order
         await assert_stock_conserved(engine, product["id"])
+
+
+async def test_a_success_after_a_failure_applied_before_the_order_is_ignored(
+    servers: ServerSet, engine: AsyncEngine
+) -> None:
+    from tests.helpers import insert_hold_without_its_message, post_webhook
+
+    # no inventory worker at first: the release of the failed payment waits in its partition
+    with isolated_system(servers, workers={"orders": 1, "payments": 1}) as (lab, _, _):
+        async with httpx.AsyncClient(base_url=lab.base_url, timeout=30) as c:
+            product = await make_product(c, stock=5)
+            hold_id = await insert_hold_without_its_message(
+                engine, product["id"], 2, expired_for=timedelta(seconds=-60)
+            )
+            failed = await post_webhook(
+                c,
+                {
+                    "idempotency_key": f"f-{uuid.uuid4()}",
+                    "hold_id": str(hold_id),
+                    "status": "failed",
+                },
+            )
+            assert failed.json()["result"] == "pending_order"
+            order = (await c.post("/api/orders", json={"hold_id": str(hold_id)})).json()
+            success = await post_webhook(
+                c,
+                {
+                    "idempotency_key": f"s-{uuid.uuid4()}",
+                    "order_id": order["order_id"],
+                    "status": "success",
+                },
+            )
+            assert success.status_code == 200 and success.json()["result"] == "ignored"
+            lab.add("inventory")
+            lab.wait_workers()
+
+            async def cancelled() -> bool:
+                r = await c.get(f"/api/orders/{order['order_id']}")
+                return bool(r.json()["status"] == "cancelled")
+
+            await wait_for(cancelled, timeout=20)
+        ledger = await assert_stock_conserved(engine, product["id"])
+        assert ledger["available"] == 5

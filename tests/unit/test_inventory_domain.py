@@ -203,3 +203,21 @@ def test_a_redelivered_restock_adds_nothing() -> None:
     first, again = domain.decide(s, [cmd, cmd], NOW)
     assert isinstance(first, domain.Restocked) and isinstance(again, domain.Unchanged)
     assert (s.products[1].stock_total, s.products[1].available) == (15, 7)
+
+
+def test_expiring_a_hold_in_the_batch_does_not_lift_the_customer_limit() -> None:
+    s = stock(10, max_per_customer=3)
+    s.customer_usage[(1, "c")] = 2  # a paid order of 2; the hold below is past its expiry
+    old = domain.Hold(uuid.uuid4(), 1, 1, "active", NOW - timedelta(seconds=1), "c")
+    s.holds[old.hold_id] = old
+    expire = ExpireHold(hold_id=old.hold_id, product_id=1)
+    expired, second = domain.decide(s, [expire, hold_cmd(2, "c")], NOW)
+    assert isinstance(expired, domain.HoldExpired)
+    assert isinstance(second, domain.HoldDenied) and second.reason == "customer_limit_exceeded"
+
+
+def test_a_restock_past_its_deadline_is_dropped() -> None:
+    s = stock(2, total=10)
+    late = Restock(product_id=1, add=5, deadline=NOW - timedelta(seconds=1))
+    [d] = domain.decide(s, [late], NOW)
+    assert isinstance(d, domain.Dropped) and s.products[1].stock_total == 10

@@ -225,7 +225,7 @@ def _decide_one(stock: Stock, cmd: InventoryCommand, now: datetime) -> Decision:
     if isinstance(cmd, ExpireHold):
         return _expire(stock, cmd, now)
     if isinstance(cmd, Restock):
-        return _restock(stock, cmd)
+        return _restock(stock, cmd, now)
     return _release(stock, cmd)
 
 
@@ -284,19 +284,19 @@ def _expire(stock: Stock, cmd: ExpireHold, now: datetime) -> Decision:
     if product is None:
         return Unchanged(cmd, "unknown product")
     stock.products[product.product_id] = replace(product, available=product.available + hold.qty)
+    # no change to customer_usage: it counts live holds only, and this one was past its expiry
     stock.holds[hold.hold_id] = replace(hold, status="expired")
-    if hold.customer_id is not None:
-        key = (hold.product_id, hold.customer_id)
-        stock.customer_usage[key] = max(0, stock.customer_usage.get(key, 0) - hold.qty)
     return HoldExpired(cmd, hold)
 
 
-def _restock(stock: Stock, cmd: Restock) -> Decision:
+def _restock(stock: Stock, cmd: Restock, now: datetime) -> Decision:
     product = stock.products.get(cmd.product_id)
     if product is None:
         return Unchanged(
             cmd, "unknown product", StockChanged(product_id=cmd.product_id, found=False)
         )
+    if cmd.message_id not in stock.applied_restocks and cmd.expired(now):
+        return Dropped(cmd)
     if cmd.message_id in stock.applied_restocks:
         current = StockChanged(
             product_id=product.product_id,

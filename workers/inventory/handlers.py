@@ -195,7 +195,7 @@ async def save(conn: AsyncConnection, decisions: Sequence[domain.Decision]) -> N
         await conn.execute(holds.insert(), new_holds)
     if new_restocks:
         await conn.execute(restocks.insert(), new_restocks)
-    for product_id, delta in deltas.items():
+    for product_id, delta in sorted(deltas.items()):  # one lock order for every writer
         values: dict[str, object] = {"holds_refused": products.c.holds_refused + delta.refused}
         if delta.available or delta.stock_total:
             values.update(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -60,7 +61,7 @@ async def _replay(conn: AsyncConnection, cmd: CreateOrder, row: object) -> Outco
 
 
 async def create_order(
-    engine: AsyncEngine, settings: Settings, cmd: CreateOrder, now: datetime
+    engine: AsyncEngine, settings: Settings, cmd: CreateOrder, clock: Callable[[], datetime]
 ) -> Outcome:
     """Convert the hold and insert the order in one transaction; apply payments that came first."""
     async with engine.begin() as conn:
@@ -68,6 +69,7 @@ async def create_order(
         # each other (one of them commits first, the other sees it).
         await locks.lock(conn, "hold", cmd.hold_id)
         await locks.lock(conn, "order", cmd.order_id)
+        now = clock()  # after the wait: the hold may have expired meanwhile
         existing = (await conn.execute(select(orders).where(orders.c.id == cmd.order_id))).first()
         if existing is not None:
             return await _replay(conn, cmd, existing)

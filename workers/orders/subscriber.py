@@ -42,7 +42,7 @@ def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
             raise
 
     async def _create(command: CreateOrder) -> OrderCreated | OrderRefused:
-        outcome = await handlers.create_order(ctx.engine, ctx.settings, command, utcnow())
+        outcome = await handlers.create_order(ctx.engine, ctx.settings, command, utcnow)
         reply = outcome.reply
         if isinstance(reply, OrderCreated):
             key = topology.product_routing_key(reply.product_id, ctx.settings.partitions)

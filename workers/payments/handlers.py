@@ -139,9 +139,20 @@ async def record(
             return _reply(cmd, "ignored", order)
         assert order is not None
         if action == "mark_paid":
+            failed_first = (
+                select(payment_events.c.idempotency_key)
+                .where(
+                    payment_events.c.order_id == order.id,
+                    payment_events.c.status == "failed",
+                    payment_events.c.result == "applied",
+                )
+                .exists()
+            )
+            # a failure that arrived before the order is applied already (its release may
+            # still be on its way through the partition): this success comes second
             paid = await conn.execute(
                 update(orders)
-                .where(orders.c.id == order.id, orders.c.status == "pending")
+                .where(orders.c.id == order.id, orders.c.status == "pending", ~failed_first)
                 .values(status="paid", updated_at=now)
             )
             result = "applied" if paid.rowcount == 1 else "ignored"
