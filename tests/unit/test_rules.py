@@ -72,6 +72,10 @@ def test_payment_state_machine(
     assert payments.decide_payment(status, convertible, outcome) == action  # type: ignore[arg-type]
 
 
+def test_a_success_after_an_applied_failure_is_ignored_while_the_release_travels() -> None:
+    assert payments.decide_payment("pending", True, "success", failure_applied=True) == "ignored"
+
+
 def test_good_signature_passes_and_rotation_is_accepted() -> None:
     body, t = b'{"a":1}', int(time.time())
     verify(sign("s1", body, t), body, ["s1"], t)

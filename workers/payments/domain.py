@@ -8,16 +8,21 @@ Action = Literal["pending_order", "mark_paid", "release", "ignored"]
 
 
 def decide_payment(
-    order_status: str | None, hold_can_still_convert: bool, outcome: Literal["success", "failed"]
+    order_status: str | None,
+    hold_can_still_convert: bool,
+    outcome: Literal["success", "failed"],
+    failure_applied: bool = False,
 ) -> Action:
     """What a payment event does to its order.
 
     No order yet: keep the event until the order appears (or ignore it when its hold can never
-    become one). A pending order is paid or cancelled; a terminal order stays as it is.
+    become one). A pending order is paid or cancelled; a terminal order stays as it is. A
+    pending order whose failed payment is already applied (its release is on the way through
+    the partition) is as good as cancelled: a later event is ignored.
     """
     if order_status is None:
         return "pending_order" if hold_can_still_convert else "ignored"
-    if order_status != "pending":
+    if order_status != "pending" or failure_applied:
         return "ignored"
     return "mark_paid" if outcome == "success" else "release"
 

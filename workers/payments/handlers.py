@@ -56,6 +56,19 @@ async def _hold_can_still_convert(conn: AsyncConnection, cmd: RecordPayment, now
     return bool(hold.status == "active" and hold.expires_at > now)
 
 
+def _failed_applied(order_id: Any) -> Any:
+    return select(payment_events.c.idempotency_key).where(
+        payment_events.c.order_id == order_id,
+        payment_events.c.status == "failed",
+        payment_events.c.result == "applied",
+    )
+
+
+async def _failure_applied(conn: AsyncConnection, order_id: Any) -> bool:
+    """Whether a failed payment of this order is already applied (its release may be queued)."""
+    return (await conn.execute(_failed_applied(order_id).limit(1))).first() is not None
+
+
 async def _set_result(
     conn: AsyncConnection, key: str, result: str, order_id: Any, now: datetime
 ) -> bool:
@@ -114,7 +127,10 @@ async def record(
             first = await _set_result(conn, cmd.idempotency_key, "applied", order.id, now)
             return _reply(cmd, "applied" if first else "duplicate", order)
         can_convert = order is not None or await _hold_can_still_convert(conn, cmd, now)
-        action = domain.decide_payment(order.status if order else None, can_convert, cmd.status)
+        failure_applied = order is not None and await _failure_applied(conn, order.id)
+        action = domain.decide_payment(
+            order.status if order else None, can_convert, cmd.status, failure_applied
+        )
         if order is not None and cmd.amount_cents not in (None, order.amount_cents):
             log.warning(
                 "payment amount differs from the order's",
@@ -139,20 +155,14 @@ async def record(
             return _reply(cmd, "ignored", order)
         assert order is not None
         if action == "mark_paid":
-            failed_first = (
-                select(payment_events.c.idempotency_key)
-                .where(
-                    payment_events.c.order_id == order.id,
-                    payment_events.c.status == "failed",
-                    payment_events.c.result == "applied",
-                )
-                .exists()
-            )
-            # a failure that arrived before the order is applied already (its release may
-            # still be on its way through the partition): this success comes second
+            # conditional, so a failure applied meanwhile still wins (the domain rule, in SQL)
             paid = await conn.execute(
                 update(orders)
-                .where(orders.c.id == order.id, orders.c.status == "pending", ~failed_first)
+                .where(
+                    orders.c.id == order.id,
+                    orders.c.status == "pending",
+                    ~_failed_applied(order.id).exists(),
+                )
                 .values(status="paid", updated_at=now)
             )
             result = "applied" if paid.rowcount == 1 else "ignored"
