@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -137,6 +138,19 @@ def test_up_serves_the_system_and_down_and_ctrl_c_leave_nothing_running() -> Non
         assert scraped.status_code == 200 and "rabbitmq_" in scraped.text  # queue depths scrapable
         assert queues["inventory.p00"]["x-single-active-consumer"] is True
         assert queues["holds.delay.120s"]["x-dead-letter-exchange"] == "flashsale.inventory"
+
+        # the supervisor restarts a child that dies
+        os.kill(pids["orders"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:
+            state = json.loads((home / "state.json").read_text())
+            restarted = int(state["children"]["orders"])
+            if restarted != pids["orders"] and _pids_alive([restarted]):
+                break
+            assert time.monotonic() < deadline, launch.output.read_text()
+            time.sleep(0.3)
+        assert "orders exited" in launch.output.read_text()
+        pids["orders"] = restarted
 
         down = subprocess.run(
             launch.args("down"), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120

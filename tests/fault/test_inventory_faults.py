@@ -62,11 +62,11 @@ async def test_the_same_command_delivered_twice_creates_one_hold(
 ) -> None:
     product = await make_product(client, stock=5)
     cmd = PlaceHold(hold_id=uuid.uuid4(), product_id=product["id"], qty=2)
-    await _publish_to_partition(servers.amqp_url, cmd, cmd)
-    await wait_for(lambda: _hold_status(engine, cmd.hold_id))
-    await asyncio.sleep(0.5)  # the second delivery has been handled by then (same partition)
-    assert await count_holds(engine, product["id"]) == 1
-    assert await _available(engine, product["id"]) == 3
+    marker = PlaceHold(hold_id=uuid.uuid4(), product_id=product["id"], qty=1)
+    await _publish_to_partition(servers.amqp_url, cmd, cmd, marker)
+    await wait_for(lambda: _hold_status(engine, marker.hold_id))  # decided after both copies
+    assert await count_holds(engine, product["id"]) == 2  # the command's hold and the marker's
+    assert await _available(engine, product["id"]) == 2
     await assert_stock_conserved(engine, product["id"])
 
 
@@ -237,14 +237,21 @@ async def test_a_partition_decides_in_delivery_order_first_come_first_served(
     client: httpx.AsyncClient, engine: AsyncEngine, servers: ServerSet
 ) -> None:
     product = await make_product(client, stock=10)
+    from shared.db.tables import restocks
+    from shared.messages import Restock
+
     burst = [PlaceHold(hold_id=uuid.uuid4(), product_id=product["id"], qty=1) for _ in range(50)]
-    await _publish_to_partition(servers.amqp_url, *burst)
+    marker = Restock(product_id=product["id"], add=1)  # decided after the whole burst
+    await _publish_to_partition(servers.amqp_url, *burst, marker)
 
-    async def all_decided() -> bool:
-        return await count_holds(engine, product["id"]) == 10
+    async def burst_decided() -> bool:
+        async with engine.connect() as conn:
+            found = await conn.execute(
+                select(restocks.c.message_id).where(restocks.c.message_id == marker.message_id)
+            )
+            return found.first() is not None
 
-    await wait_for(all_decided, timeout=20)
-    await asyncio.sleep(1)  # the 40 refusals have been decided too by then
+    await wait_for(burst_decided, timeout=20)
     async with engine.connect() as conn:
         winners = set(
             (
