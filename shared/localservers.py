@@ -119,19 +119,16 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-_pid_alive = pid_alive
-
-
 def stop_pid(pid: int, timeout: float = 20.0, group: bool = False) -> None:
     """SIGTERM, wait up to `timeout`, then SIGKILL (its whole process group with `group`, for a
     wrapper script that leads its group): the process is gone when this returns."""
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -139,7 +136,7 @@ def stop_pid(pid: int, timeout: float = 20.0, group: bool = False) -> None:
             os.killpg(pid, signal.SIGKILL)
         else:
             os.kill(pid, signal.SIGKILL)
-    while _pid_alive(pid):
+    while pid_alive(pid):
         time.sleep(0.05)
 
 
@@ -256,7 +253,7 @@ class LocalServers:
             pid = int(self.rabbit_pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _pid_alive(pid) else None
+        return pid if pid_alive(pid) else None
 
     def start_rabbit(self, timeout: float = 90.0) -> int:
         """Start the node (or find it running) and wait until AMQP and the UI answer."""
@@ -288,7 +285,7 @@ class LocalServers:
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 raise ServerError(
                     "RabbitMQ exited during start-up; its log ends with:\n"
                     + log_tail(self.rabbit_log)
@@ -370,7 +367,7 @@ class LocalServers:
             pid = int(pid_file.read_text().splitlines()[0])
         except (OSError, ValueError, IndexError):
             return False
-        return _pid_alive(pid)
+        return pid_alive(pid)
 
     def start_postgres(self, timeout: float = 60.0) -> None:
         """Initialise the cluster on first use, start it, create the database, wait for it."""

@@ -11,6 +11,7 @@ from gateway.idempotency import KEY_REUSED, parse_id, replayed, request_hash, re
 from gateway.problems import Problem
 from gateway.schemas import HoldIn, HoldOut
 from shared.db import queries
+from shared.holds import hold_is_live
 from shared.messages import HoldPlaced, PlaceHold, utcnow
 
 router = APIRouter(tags=["holds"])
@@ -27,7 +28,7 @@ _REFUSALS = {
 def hold_view(hold: dict[str, Any]) -> dict[str, Any]:
     """A hold as the API shows it: active past `expires_at` is already expired."""
     status = hold["status"]
-    if status == "active" and hold["expires_at"] <= utcnow():
+    if status == "active" and not hold_is_live(status, hold["expires_at"], utcnow()):
         status = "expired"
     return {**hold, "status": status}
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from shared.holds import hold_is_live
 from shared.messages import (
     ExpireHold,
     ExpireOrder,
@@ -81,7 +82,7 @@ class Hold:
 
     def live(self, now: datetime) -> bool:
         """Active and not yet past its expiry: the only state that can become an order."""
-        return self.status == "active" and now < self.expires_at
+        return hold_is_live(self.status, self.expires_at, now)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from shared.holds import hold_is_live
 from shared.messages.replies import OrderRefusalReason
 
 
@@ -39,7 +40,7 @@ def decide_conversion(hold: HoldView | None, now: datetime) -> Convert | Refuse:
         return Refuse("hold_not_found")
     if hold.status == "converted":
         return Refuse("hold_already_used", hold.order_id)
-    if hold.status == "expired" or hold.expires_at <= now:
+    if not hold_is_live(hold.status, hold.expires_at, now):
         return Refuse("hold_expired")
     return Convert()
 

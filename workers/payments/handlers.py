@@ -21,6 +21,7 @@ from shared import topology
 from shared.bus import Bus
 from shared.db import locks
 from shared.db.tables import holds, orders, payment_events
+from shared.holds import hold_is_live
 from shared.messages import OrderCancelled, PaymentRecorded, RecordPayment, ReleaseOrderStock
 from shared.settings import Settings
 from workers.payments import domain
@@ -53,7 +54,7 @@ async def _hold_can_still_convert(conn: AsyncConnection, cmd: RecordPayment, now
     hold = (await conn.execute(select(holds).where(holds.c.id == cmd.hold_id))).first()
     if hold is None:
         return True
-    return bool(hold.status == "active" and hold.expires_at > now)
+    return hold_is_live(hold.status, hold.expires_at, now)
 
 
 def _failed_applied(order_id: Any) -> Any:
