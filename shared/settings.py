@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -11,6 +12,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_WEBHOOK_SECRET = "dev-webhook-secret-change-me"
 DEV_ADMIN_TOKEN = "dev-admin-token-change-me"
+#: Shortest secret, token or API key production accepts.
+MIN_SECRET_LENGTH = 32
+#: A storefront's name in FLASHSALE_STOREFRONT_KEYS (`name:key` entries).
+STOREFRONT_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,31}$"
 
 #: Ports of the local launcher's servers; the default URLs below point at them.
 LOCAL_AMQP_PORT = 5673
@@ -36,6 +41,22 @@ class Settings(BaseSettings):
     webhook_secrets: Annotated[list[str], NoDecode] = [DEV_WEBHOOK_SECRET]
     webhook_tolerance_seconds: int = Field(default=300, ge=1)
     admin_token: str = DEV_ADMIN_TOKEN
+    #: Storefront API keys, `name:key` entries, comma-separated; several keys per name rotate.
+    #: Empty: storefront requests need no key (development only).
+    storefront_keys: Annotated[list[str], NoDecode] = []
+    #: Requests per second (and burst) one storefront may make per gateway process; 0: no limit.
+    storefront_rate_per_second: float = Field(default=0, ge=0)
+    storefront_rate_burst: int = Field(default=200, ge=1)
+    #: Holds per second (and burst) one customer_id may ask for per gateway process; 0: no limit.
+    customer_rate_per_second: float = Field(default=5, ge=0)
+    customer_rate_burst: int = Field(default=30, ge=1)
+    #: Front door of the gateway's HTTP server.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    max_connections: int = Field(default=4096, ge=1)
+    #: Interactive docs and the OpenAPI document: on unless production (then off unless set).
+    docs_enabled: bool | None = None
     #: How long the gateway waits for a worker's reply before answering 503 / 202.
     request_timeout_seconds: float = Field(default=5.0, gt=0)
     #: How often the inventory worker looks for holds and orders whose expiry message is late.
@@ -54,21 +75,55 @@ class Settings(BaseSettings):
     @classmethod
     def _split_secrets(cls, data: object) -> object:
         if isinstance(data, dict):
-            raw = data.get("webhook_secrets")
-            if isinstance(raw, str):
-                data["webhook_secrets"] = [s.strip() for s in raw.split(",") if s.strip()]
+            for name in ("webhook_secrets", "storefront_keys"):
+                raw = data.get(name)
+                if isinstance(raw, str):
+                    data[name] = [s.strip() for s in raw.split(",") if s.strip()]
         return data
 
     @model_validator(mode="after")
-    def _refuse_dev_secrets_outside_development(self) -> Settings:
+    def _refuse_weak_secrets(self) -> Settings:
+        """Fail closed: name the setting that is missing, weak or the development value."""
         if not self.webhook_secrets:
             raise ValueError("FLASHSALE_WEBHOOK_SECRETS must name at least one secret")
+        self.storefront_key_map()  # refuses a malformed entry
         if self.env != "development":
             if DEV_WEBHOOK_SECRET in self.webhook_secrets:
                 raise ValueError("FLASHSALE_WEBHOOK_SECRETS is the development secret")
             if self.admin_token == DEV_ADMIN_TOKEN:
                 raise ValueError("FLASHSALE_ADMIN_TOKEN is the development token")
+        if self.env == "production":
+            if not self.storefront_keys:
+                raise ValueError("FLASHSALE_STOREFRONT_KEYS is required in production")
+            named = [
+                ("FLASHSALE_ADMIN_TOKEN", self.admin_token),
+                *(("FLASHSALE_WEBHOOK_SECRETS", s) for s in self.webhook_secrets),
+                *(("FLASHSALE_STOREFRONT_KEYS", k) for k in self.storefront_key_map()),
+            ]
+            for setting, value in named:
+                if len(value.strip()) < MIN_SECRET_LENGTH:
+                    raise ValueError(
+                        f"{setting}: every secret must have at least {MIN_SECRET_LENGTH} characters"
+                    )
         return self
+
+    def storefront_key_map(self) -> dict[str, str]:
+        """API key → storefront name, from the `name:key` entries."""
+        found: dict[str, str] = {}
+        for entry in self.storefront_keys:
+            name, sep, key = entry.partition(":")
+            if not sep or not key or not re.match(STOREFRONT_NAME_PATTERN, name):
+                raise ValueError(
+                    "FLASHSALE_STOREFRONT_KEYS entries are name:key, the name in "
+                    f"{STOREFRONT_NAME_PATTERN}"
+                )
+            found[key] = name
+        return found
+
+    @property
+    def docs_served(self) -> bool:
+        """Whether /docs, /redoc and /openapi.json are served."""
+        return self.docs_enabled if self.docs_enabled is not None else self.env != "production"
 
 
 @lru_cache(maxsize=1)
