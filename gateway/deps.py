@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.problems import Problem
 from gateway.rpc import Requester
+from gateway.security import auth_failed
 from shared.settings import Settings
 
 
@@ -34,12 +35,15 @@ RequesterDep = Annotated[Requester, Depends(_requester)]
 
 
 async def _admin(
-    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> None:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         token.strip().encode(), settings.admin_token.encode()
     ):
+        auth_failed("admin_token", request, "missing" if not authorization else "mismatch")
         raise Problem(
             401,
             "unauthorized",

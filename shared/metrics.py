@@ -36,3 +36,8 @@ REQUEST_SECONDS = Histogram(
     ["command", "outcome"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+AUTH_FAILURES = Counter(
+    "flashsale_auth_failures",
+    "Credentials the gateway refused, by kind (admin_token, webhook_signature, ...).",
+    ["kind"],
+)

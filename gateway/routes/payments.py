@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from gateway.deps import RequesterDep, SettingsDep
 from gateway.problems import Problem
 from gateway.schemas import WebhookIn, WebhookOut
+from gateway.security import auth_failed
 from shared.bus import ReplyTimeout
 from shared.messages import RecordPayment
 from workers.payments.signature import InvalidSignature, verify
@@ -58,6 +59,7 @@ async def webhook(
             settings.webhook_tolerance_seconds,
         )
     except InvalidSignature as exc:
+        auth_failed("webhook_signature", request, str(exc))
         raise Problem(401, "invalid_signature", str(exc)) from exc
     try:
         body = WebhookIn.model_validate_json(raw)
