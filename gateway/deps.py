@@ -6,11 +6,13 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.problems import Problem
 from gateway.rpc import Requester
 from gateway.security import auth_failed
+from gateway.storefronts import Storefronts, throttle
 from shared.settings import Settings
 
 
@@ -53,6 +55,49 @@ async def _admin(
 
 
 AdminDep = Depends(_admin)
+
+_storefront_key = HTTPBearer(
+    scheme_name="storefrontKey",
+    description="A storefront's API key (required when the deployment configures keys).",
+    auto_error=False,
+)
+
+
+def _storefronts(request: Request, settings: Settings) -> Storefronts:
+    found: Storefronts | None = getattr(request.app.state, "storefronts", None)
+    if found is None:
+        found = request.app.state.storefronts = Storefronts(settings)
+    return found
+
+
+async def _storefront(
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_storefront_key)],
+) -> str:
+    """The storefront asking (its client id), within its rate; 401 for an unknown key."""
+    storefronts = _storefronts(request, settings)
+    client_id = storefronts.identify(credentials.credentials if credentials else None)
+    if client_id is None:
+        auth_failed("storefront_key", request, "missing" if credentials is None else "unknown")
+        raise Problem(
+            401,
+            "unauthorized",
+            "a valid storefront API key is required (Authorization: Bearer <key>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    throttle(storefronts.per_storefront, client_id, "storefront")
+    return client_id
+
+
+def customer_throttle(request: Request, client_id: str, customer_id: str) -> None:
+    """429 when one customer of a storefront asks for holds faster than allowed."""
+    storefronts: Storefronts = request.app.state.storefronts
+    throttle(storefronts.per_customer, (client_id, customer_id), "customer")
+
+
+#: The client id of the storefront making the request ('' when no keys are configured).
+StorefrontDep = Annotated[str, Depends(_storefront)]
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", max_length=200, description="Replays return the first result"),

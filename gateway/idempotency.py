@@ -1,4 +1,4 @@
-"""Idempotency-Key support: the resource id is derived from the key, the body is hashed."""
+"""Idempotency-Key support: the body is hashed; a key finds the stored result of its request."""
 
 from __future__ import annotations
 
@@ -20,8 +20,11 @@ def request_hash(body: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def resource_id(kind: str, key: str | None) -> uuid.UUID:
-    """A fresh id, or with a key the same id for every request carrying it."""
+def command_id(kind: str, key: str | None) -> uuid.UUID:
+    """The id of an admin command (restock): the same for every retry with one key.
+
+    Only for commands whose id is never shown to a client: holds and orders get random ids.
+    """
     return uuid.uuid5(_NAMESPACE, f"{kind}:{key}") if key else uuid.uuid4()
 
 

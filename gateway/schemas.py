@@ -62,10 +62,23 @@ class RestockIn(Strict):
     add: int = Field(gt=0, le=MAX_STOCK, examples=[50])
 
 
+#: An opaque customer token: ASCII letters, digits and `._:@-`, so that no invisible or
+#: lookalike character can make one shopper into two.
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,64}$"
+
+
 class HoldIn(Strict):
     product_id: int = Field(ge=1, le=MAX_BIGINT, examples=[1])
     qty: int = Field(ge=1, examples=[1])
-    customer_id: str | None = Field(default=None, min_length=1, max_length=64)
+    customer_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=CUSTOMER_ID_PATTERN,
+        description="The shopper, as the storefront names them (required by a product with "
+        "max_per_customer): 1–64 of A–Z a–z 0–9 . _ : @ -",
+        examples=["customer-42"],
+    )
 
 
 class HoldOut(BaseModel):
@@ -116,7 +129,17 @@ class WebhookIn(Strict):
 
 class WebhookOut(BaseModel):
     idempotency_key: str
-    result: str
+    result: str = Field(
+        description="applied, duplicate, ignored, rejected (not applied: see `reason`), "
+        "pending_order or queued",
+        examples=["applied"],
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why a `rejected` event did not apply: `amount_mismatch` when "
+        "`amount_cents` is not the order's amount (the order stays pending).",
+        examples=["amount_mismatch"],
+    )
     order_id: uuid.UUID | None = None
     order_status: str | None = None
 

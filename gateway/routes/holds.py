@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from gateway.deps import EngineDep, IdempotencyKey, RequesterDep, SettingsDep
-from gateway.idempotency import KEY_REUSED, parse_id, replayed, request_hash, resource_id
+from gateway.deps import (
+    EngineDep,
+    IdempotencyKey,
+    RequesterDep,
+    SettingsDep,
+    StorefrontDep,
+    customer_throttle,
+)
+from gateway.idempotency import KEY_REUSED, parse_id, replayed, request_hash
 from gateway.problems import Problem
 from gateway.schemas import HoldIn, HoldOut
 from shared.db import queries
@@ -21,6 +29,10 @@ _REFUSALS = {
     "insufficient_stock": (409, "only {available} unit(s) of product {product_id} available"),
     "sale_not_active": (409, "product {product_id} is not on sale right now"),
     "customer_limit_exceeded": (409, "this customer may not hold more of product {product_id}"),
+    "customer_id_required": (
+        422,
+        "product {product_id} has a per-customer limit: the hold needs a customer_id",
+    ),
     "idempotency_key_reused": (409, KEY_REUSED),
 }
 
@@ -37,14 +49,16 @@ def hold_view(hold: dict[str, Any]) -> dict[str, Any]:
     "/api/holds",
     status_code=201,
     response_model=HoldOut,
-    responses={404: {}, 409: {}, 422: {}, 429: {}, 503: {}},
+    responses={401: {}, 404: {}, 409: {}, 422: {}, 429: {}, 503: {}},
 )
 async def place_hold(
     body: HoldIn,
+    request: Request,
     response: Response,
     settings: SettingsDep,
     engine: EngineDep,
     requester: RequesterDep,
+    client_id: StorefrontDep,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Hold `qty` units of a product until `expires_at`; turn it into an order before then."""
@@ -55,20 +69,24 @@ async def place_hold(
             f"qty: at most {settings.max_qty_per_hold} units per hold",
             errors=[{"loc": ["body", "qty"], "msg": "too large", "type": "less_than_equal"}],
         )
+    if body.customer_id is not None:
+        customer_throttle(request, client_id, body.customer_id)
     digest = request_hash(body)
-    hold_id = resource_id("hold", idempotency_key)
     if idempotency_key:
         async with engine.connect() as conn:
-            existing = replayed(await queries.get_hold(conn, hold_id), digest)
+            found = await queries.get_hold_by_key(conn, client_id, idempotency_key)
+        existing = replayed(found, digest)
         if existing is not None:
-            response.headers["Location"] = f"/api/holds/{hold_id}"
+            response.headers["Location"] = f"/api/holds/{existing['hold_id']}"
             return hold_view(existing)
     reply = await requester.place_hold(
         PlaceHold(
-            hold_id=hold_id,
+            # random: the Idempotency-Key finds a stored hold, it never computes an id
+            hold_id=uuid.uuid4(),
             product_id=body.product_id,
             qty=body.qty,
             customer_id=body.customer_id,
+            client_id=client_id,
             idempotency_key=idempotency_key,
             request_hash=digest,
             deadline=requester.deadline(),
@@ -90,14 +108,14 @@ async def place_hold(
     )
 
 
-@router.get("/api/holds/{hold_id}", response_model=HoldOut, responses={404: {}})
-async def get_hold(hold_id: str, engine: EngineDep) -> dict[str, Any]:
+@router.get("/api/holds/{hold_id}", response_model=HoldOut, responses={401: {}, 404: {}})
+async def get_hold(hold_id: str, engine: EngineDep, client_id: StorefrontDep) -> dict[str, Any]:
     """A hold and its status: active, converted (with its order) or expired."""
     parsed = parse_id(hold_id)
     hold = None
     if parsed is not None:
         async with engine.connect() as conn:
-            hold = await queries.get_hold(conn, parsed)
+            hold = await queries.get_hold(conn, parsed, client_id)
     if hold is None:
         raise Problem(404, "hold_not_found", f"hold {hold_id} does not exist")
     return hold_view(hold)

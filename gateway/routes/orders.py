@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from gateway.deps import EngineDep, IdempotencyKey, RequesterDep
-from gateway.idempotency import KEY_REUSED, parse_id, replayed, request_hash, resource_id
+from gateway.deps import EngineDep, IdempotencyKey, RequesterDep, StorefrontDep
+from gateway.idempotency import KEY_REUSED, parse_id, replayed, request_hash
 from gateway.problems import Problem
 from gateway.schemas import OrderIn, OrderOut, OrderProcessing
 from shared.bus import ReplyTimeout
@@ -26,13 +27,14 @@ def _hold_not_found(hold_id: str) -> Problem:
     "/api/orders",
     status_code=201,
     response_model=OrderOut,
-    responses={202: {"model": OrderProcessing}, 404: {}, 409: {}, 422: {}, 503: {}},
+    responses={202: {"model": OrderProcessing}, 401: {}, 404: {}, 409: {}, 422: {}, 503: {}},
 )
 async def create_order(
     body: OrderIn,
     response: Response,
     engine: EngineDep,
     requester: RequesterDep,
+    client_id: StorefrontDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Create the order of an active hold; 202 with the order id when the answer is late."""
@@ -40,17 +42,20 @@ async def create_order(
     if hold_id is None:
         raise _hold_not_found(body.hold_id)
     digest = request_hash(body)
-    order_id = resource_id("order", idempotency_key)
     if idempotency_key:
         async with engine.connect() as conn:
-            existing = replayed(await queries.get_order(conn, order_id), digest)
+            found = await queries.get_order_by_key(conn, client_id, idempotency_key)
+        existing = replayed(found, digest)
         if existing is not None:
-            response.headers["Location"] = f"/api/orders/{order_id}"
+            response.headers["Location"] = f"/api/orders/{existing['order_id']}"
             return existing
+    # random: the Idempotency-Key finds a stored order, it never computes an id
+    order_id = uuid.uuid4()
     cmd = CreateOrder(
         order_id=order_id,
         hold_id=hold_id,
         payment_method=body.payment_method,
+        client_id=client_id,
         idempotency_key=idempotency_key,
         request_hash=digest,
     )
@@ -66,7 +71,7 @@ async def create_order(
     if isinstance(reply, OrderCreated):
         response.headers["Location"] = f"/api/orders/{reply.order_id}"
         async with engine.connect() as conn:
-            stored = await queries.get_order(conn, reply.order_id)
+            stored = await queries.get_order(conn, reply.order_id, client_id)
         return stored or reply.model_dump()
     if reply.reason == "hold_not_found":
         raise _hold_not_found(body.hold_id)
@@ -82,14 +87,14 @@ async def create_order(
     raise Problem(409, "idempotency_key_reused", KEY_REUSED)
 
 
-@router.get("/api/orders/{order_id}", response_model=OrderOut, responses={404: {}})
-async def get_order(order_id: str, engine: EngineDep) -> dict[str, Any]:
+@router.get("/api/orders/{order_id}", response_model=OrderOut, responses={401: {}, 404: {}})
+async def get_order(order_id: str, engine: EngineDep, client_id: StorefrontDep) -> dict[str, Any]:
     """An order and its payment status."""
     parsed = parse_id(order_id)
     order = None
     if parsed is not None:
         async with engine.connect() as conn:
-            order = await queries.get_order(conn, parsed)
+            order = await queries.get_order(conn, parsed, client_id)
     if order is None:
         raise Problem(404, "order_not_found", f"order {order_id} does not exist")
     return order

@@ -90,8 +90,11 @@ async def webhook(
     out = WebhookOut(
         idempotency_key=reply.idempotency_key,
         result=reply.result,
+        reason=reply.reason,
         order_id=reply.order_id,
         order_status=reply.order_status,
     )
     status = 202 if reply.result == "pending_order" else 200
-    return JSONResponse(out.model_dump(mode="json"), status_code=status)
+    # `reason` only where there is one (a rejected event, or a duplicate of one)
+    answer = out.model_dump(mode="json", exclude={"reason"} if out.reason is None else None)
+    return JSONResponse(answer, status_code=status)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from gateway.deps import AdminDep, EngineDep, IdempotencyKey, RequesterDep
-from gateway.idempotency import resource_id
+from gateway.idempotency import command_id
 from gateway.problems import Problem
 from gateway.schemas import MAX_STOCK, ProductIn, ProductOut, RestockIn
 from shared.db import queries
@@ -84,10 +84,10 @@ async def restock(
             f"add: stock_total would exceed {MAX_STOCK}",
             errors=[{"loc": ["body", "add"], "msg": "too large", "type": "less_than_equal"}],
         )
-    command_id = resource_id(f"restock:{product_id}", idempotency_key)
+    message_id = command_id(f"restock:{product_id}", idempotency_key)
     reply = await requester.restock(
         Restock(
-            message_id=command_id,
+            message_id=message_id,
             product_id=product_id,
             add=body.add,
             deadline=requester.deadline(),

@@ -92,9 +92,27 @@ HOLD_COLUMNS = (
 )
 
 
-async def get_hold(conn: AsyncConnection, hold_id: uuid.UUID) -> dict[str, Any] | None:
-    """One hold with its stored status (callers apply the `expires_at` rule)."""
-    row = (await conn.execute(select(*HOLD_COLUMNS).where(holds.c.id == hold_id))).first()
+async def get_hold(
+    conn: AsyncConnection, hold_id: uuid.UUID, client_id: str = ""
+) -> dict[str, Any] | None:
+    """One hold of this storefront with its stored status (callers apply `expires_at`)."""
+    row = (
+        await conn.execute(
+            select(*HOLD_COLUMNS).where(holds.c.id == hold_id, holds.c.client_id == client_id)
+        )
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+async def get_hold_by_key(conn: AsyncConnection, client_id: str, key: str) -> dict[str, Any] | None:
+    """The hold this storefront made with this Idempotency-Key, if any."""
+    row = (
+        await conn.execute(
+            select(*HOLD_COLUMNS).where(
+                holds.c.client_id == client_id, holds.c.idempotency_key == key
+            )
+        )
+    ).first()
     return dict(row._mapping) if row else None
 
 
@@ -113,7 +131,27 @@ ORDER_COLUMNS = (
 )
 
 
-async def get_order(conn: AsyncConnection, order_id: uuid.UUID) -> dict[str, Any] | None:
-    """One order, or None."""
-    row = (await conn.execute(select(*ORDER_COLUMNS).where(orders.c.id == order_id))).first()
+async def get_order(
+    conn: AsyncConnection, order_id: uuid.UUID, client_id: str = ""
+) -> dict[str, Any] | None:
+    """One order of this storefront, or None."""
+    row = (
+        await conn.execute(
+            select(*ORDER_COLUMNS).where(orders.c.id == order_id, orders.c.client_id == client_id)
+        )
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+async def get_order_by_key(
+    conn: AsyncConnection, client_id: str, key: str
+) -> dict[str, Any] | None:
+    """The order this storefront made with this Idempotency-Key, if any."""
+    row = (
+        await conn.execute(
+            select(*ORDER_COLUMNS).where(
+                orders.c.client_id == client_id, orders.c.idempotency_key == key
+            )
+        )
+    ).first()
     return dict(row._mapping) if row else None

@@ -14,6 +14,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
     func,
     text,
@@ -58,9 +59,12 @@ holds = Table(
     Column("status", Text, nullable=False, server_default=text("'active'")),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("order_id", Uuid, nullable=True),
-    Column("idempotency_key", Text, nullable=True, unique=True),
+    #: the storefront that made it ('' when the deployment has no storefront keys)
+    Column("client_id", Text, nullable=False, server_default=text("''")),
+    Column("idempotency_key", Text, nullable=True),
     Column("request_hash", Text, nullable=True),
     *_timestamps(),
+    UniqueConstraint("client_id", "idempotency_key", name="holds_client_idempotency_key"),
     CheckConstraint("qty > 0", name="hold_qty_positive"),
     CheckConstraint("status IN ('active', 'converted', 'expired')", name="hold_status_known"),
 )
@@ -81,9 +85,11 @@ orders = Table(
     Column("pay_by", DateTime(timezone=True), nullable=True),
     Column("cancel_reason", Text, nullable=True),
     Column("cancelled_by", Text, nullable=True),
-    Column("idempotency_key", Text, nullable=True, unique=True),
+    Column("client_id", Text, nullable=False, server_default=text("''")),
+    Column("idempotency_key", Text, nullable=True),
     Column("request_hash", Text, nullable=True),
     *_timestamps(),
+    UniqueConstraint("client_id", "idempotency_key", name="orders_client_idempotency_key"),
     CheckConstraint("qty > 0", name="order_qty_positive"),
     CheckConstraint("status IN ('pending', 'paid', 'cancelled')", name="order_status_known"),
     CheckConstraint(
@@ -105,11 +111,13 @@ payment_events = Table(
     Column("amount_cents", BigInteger, nullable=True),
     Column("provider_reference", Text, nullable=True),
     Column("result", Text, nullable=True),
+    #: why a `rejected` event did not apply (e.g. amount_mismatch)
+    Column("reason", Text, nullable=True),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("resolved_at", DateTime(timezone=True), nullable=True),
     CheckConstraint("status IN ('success', 'failed')", name="payment_status_known"),
     CheckConstraint(
-        "result IS NULL OR result IN ('applied', 'ignored', 'pending_order')",
+        "result IS NULL OR result IN ('applied', 'ignored', 'pending_order', 'rejected')",
         name="payment_result_known",
     ),
 )

@@ -19,5 +19,6 @@ class CreateOrder(Command):
     order_id: uuid.UUID = Field(description="Fixed by the requester before sending.")
     hold_id: uuid.UUID
     payment_method: PaymentMethod = "online"
+    client_id: str = Field(default="", description="The storefront asking ('' without keys).")
     idempotency_key: str | None = None
     request_hash: str | None = None

@@ -18,5 +18,6 @@ class PlaceHold(Command):
     product_id: int = Field(examples=[1])
     qty: int = Field(ge=1, examples=[1])
     customer_id: str | None = Field(default=None, max_length=64, examples=["customer-42"])
+    client_id: str = Field(default="", description="The storefront asking ('' without keys).")
     idempotency_key: str | None = Field(default=None, description="Client's Idempotency-Key.")
     request_hash: str | None = Field(default=None, description="Hash of the request body.")

@@ -15,6 +15,7 @@ HoldRefusalReason = Literal[
     "insufficient_stock",
     "sale_not_active",
     "customer_limit_exceeded",
+    "customer_id_required",
     "idempotency_key_reused",
 ]
 
@@ -90,7 +91,9 @@ class OrderRefused(Message):
 
 OrderReply = Annotated[OrderCreated | OrderRefused, Field(discriminator="type")]
 
-PaymentResult = Literal["applied", "duplicate", "ignored", "pending_order", "key_reused"]
+PaymentResult = Literal[
+    "applied", "duplicate", "ignored", "pending_order", "key_reused", "rejected"
+]
 
 
 class PaymentRecorded(Message):
@@ -99,6 +102,11 @@ class PaymentRecorded(Message):
     type: Literal["PaymentRecorded"] = "PaymentRecorded"
     idempotency_key: str
     result: PaymentResult
+    reason: str | None = Field(
+        default=None,
+        description="Why a `rejected` event did not apply.",
+        examples=["amount_mismatch"],
+    )
     order_id: uuid.UUID | None = None
     order_status: Literal["pending", "paid", "cancelled"] | None = None
     product_id: int | None = Field(default=None, description="The order's product, if known.")

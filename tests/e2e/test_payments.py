@@ -12,9 +12,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.idempotency import resource_id
 from shared.db.tables import payment_events
-from tests.harness import WEBHOOK_SECRETS, wait_for
+from tests.harness import WEBHOOK_SECRETS, isolated_system, wait_for
 from tests.helpers import (
     assert_problem,
     assert_stock_conserved,
@@ -23,6 +22,7 @@ from tests.helpers import (
     post_webhook,
     signed,
 )
+from tests.servers import ServerSet
 
 pytestmark = pytest.mark.e2e
 
@@ -243,21 +243,32 @@ async def test_webhook_by_hold_before_the_order_is_applied_when_the_order_appear
 
 
 async def test_webhook_for_an_order_id_not_created_yet_is_applied_when_it_appears(
-    client: httpx.AsyncClient, engine: AsyncEngine
+    servers: ServerSet, engine: AsyncEngine
 ) -> None:
-    product = await make_product(client, stock=5)
-    hold = (await client.post("/api/holds", json={"product_id": product["id"], "qty": 1})).json()
-    idem = f"order-{uuid.uuid4()}"
-    order_id = str(resource_id("order", idem))  # the id the gateway fixes for this key
-    r = await post_webhook(
-        client, {"idempotency_key": _key(), "order_id": order_id, "status": "success"}
-    )
-    assert r.status_code == 202 and r.json()["result"] == "pending_order"
-    created = await client.post(
-        "/api/orders", json={"hold_id": hold["hold_id"]}, headers={"Idempotency-Key": idem}
-    )
-    assert created.status_code == 201 and created.json()["order_id"] == order_id
-    assert created.json()["status"] == "paid"
+    # Order ids are random and issued by the gateway: a provider can only know one the order
+    # does not have yet after a late (202) answer. No orders worker runs at first.
+    # the hold must outlive the orders worker's start
+    overrides = {"FLASHSALE_REQUEST_TIMEOUT_SECONDS": "2", "FLASHSALE_HOLD_TTL_SECONDS": "60"}
+    workers = {"inventory": 1, "payments": 1}
+    with isolated_system(servers, workers=workers, overrides=overrides) as (lab, _, _):
+        async with httpx.AsyncClient(base_url=lab.base_url, timeout=30) as c:
+            product = await make_product(c, stock=5)
+            hold = (await c.post("/api/holds", json={"product_id": product["id"], "qty": 1})).json()
+            late = await c.post("/api/orders", json={"hold_id": hold["hold_id"]})
+            assert late.status_code == 202, late.text
+            order_id = late.json()["order_id"]
+            r = await post_webhook(
+                c, {"idempotency_key": _key(), "order_id": order_id, "status": "success"}
+            )
+            assert r.status_code == 202 and r.json()["result"] == "pending_order"
+            lab.add("orders")
+            lab.wait_workers()
+
+            async def paid() -> bool:
+                r = await c.get(f"/api/orders/{order_id}")
+                return r.status_code == 200 and r.json()["status"] == "paid"
+
+            await wait_for(paid, timeout=20)
     await assert_stock_conserved(engine, product["id"])
 
 
@@ -271,15 +282,23 @@ async def test_100_webhooks_racing_their_order_creation_all_end_right(
             await client.post("/api/holds", json={"product_id": product["id"], "qty": 1})
         ).json()
         idem = f"race-{uuid.uuid4()}"
-        order_id = str(resource_id("order", idem))
         outcome = "success" if i % 2 else "failed"
-        ref = {"hold_id": hold["hold_id"]} if i % 4 < 2 else {"order_id": order_id}
         create = client.post(
             "/api/orders", json={"hold_id": hold["hold_id"]}, headers={"Idempotency-Key": idem}
         )
-        hook = post_webhook(client, {"idempotency_key": _key(), **ref, "status": outcome})
-        made, answered = await asyncio.gather(create, hook)
+        if i % 4 < 2:  # by hold: the webhook races the order's creation
+            hook = post_webhook(
+                client, {"idempotency_key": _key(), "hold_id": hold["hold_id"], "status": outcome}
+            )
+            made, answered = await asyncio.gather(create, hook)
+        else:  # by order id: known (ids are random) only once the order is answered
+            made = await create
+            answered = await post_webhook(
+                client,
+                {"idempotency_key": _key(), "order_id": made.json()["order_id"], "status": outcome},
+            )
         assert made.status_code == 201, made.text
+        order_id = made.json()["order_id"]
         assert answered.status_code in (200, 202), answered.text
         return order_id, "paid" if outcome == "success" else "cancelled"
 

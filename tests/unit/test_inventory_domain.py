@@ -65,7 +65,7 @@ def test_sale_window_is_enforced(
 
 def test_customer_limit_counts_earlier_holds_of_the_batch_and_the_past() -> None:
     s = stock(10, max_per_customer=3)
-    s.customer_usage[(1, "c1")] = 1
+    s.customer_usage[(1, "", "c1")] = 1
     decisions = domain.decide(s, [hold_cmd(2, "c1"), hold_cmd(1, "c1"), hold_cmd(3, "c2")], NOW)
     assert isinstance(decisions[0], domain.HoldCreated)
     assert isinstance(decisions[1], domain.HoldDenied)
@@ -207,7 +207,7 @@ def test_a_redelivered_restock_adds_nothing() -> None:
 
 def test_expiring_a_hold_in_the_batch_does_not_lift_the_customer_limit() -> None:
     s = stock(10, max_per_customer=3)
-    s.customer_usage[(1, "c")] = 2  # a paid order of 2; the hold below is past its expiry
+    s.customer_usage[(1, "", "c")] = 2  # a paid order of 2; the hold below is past its expiry
     old = domain.Hold(uuid.uuid4(), 1, 1, "active", NOW - timedelta(seconds=1), "c")
     s.holds[old.hold_id] = old
     expire = ExpireHold(hold_id=old.hold_id, product_id=1)

@@ -46,11 +46,11 @@ def test_hold_that_cannot_convert_is_refused(view: orders.HoldView | None, reaso
 
 def test_first_pending_payment_decides_and_later_ones_are_ignored() -> None:
     s = orders.settle_pending(
-        [orders.PendingEvent("a", "failed"), orders.PendingEvent("b", "success")]
+        [orders.PendingEvent("a", "failed"), orders.PendingEvent("b", "success")], 100
     )
     assert s.release and s.order_status == "pending"
     assert s.results == {"a": "applied", "b": "ignored"}
-    paid = orders.settle_pending([orders.PendingEvent("c", "success")])
+    paid = orders.settle_pending([orders.PendingEvent("c", "success")], 100)
     assert paid.order_status == "paid" and not paid.release
 
 
@@ -59,7 +59,7 @@ def test_first_pending_payment_decides_and_later_ones_are_ignored() -> None:
     [
         (None, True, "success", "pending_order"),
         (None, False, "success", "ignored"),
-        ("pending", True, "success", "mark_paid"),
+        ("pending", True, "success", "mark_paid"),  # no amount given: the provider is trusted
         ("pending", True, "failed", "release"),
         ("paid", True, "failed", "ignored"),
         ("cancelled", True, "success", "ignored"),
@@ -69,11 +69,15 @@ def test_first_pending_payment_decides_and_later_ones_are_ignored() -> None:
 def test_payment_state_machine(
     status: str | None, convertible: bool, outcome: str, action: str
 ) -> None:
-    assert payments.decide_payment(status, convertible, outcome) == action  # type: ignore[arg-type]
+    got = payments.decide_payment(status, convertible, outcome, order_cents=100)  # type: ignore[arg-type]
+    assert got == action
 
 
 def test_a_success_after_an_applied_failure_is_ignored_while_the_release_travels() -> None:
-    assert payments.decide_payment("pending", True, "success", failure_applied=True) == "ignored"
+    decided = payments.decide_payment(
+        "pending", True, "success", failure_applied=True, order_cents=100
+    )
+    assert decided == "ignored"
 
 
 def test_good_signature_passes_and_rotation_is_accepted() -> None:
@@ -130,7 +134,7 @@ def test_partition_queue_has_single_active_consumer_and_a_dead_queue() -> None:
 def test_development_secrets_are_refused_outside_development(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("FLASHSALE_ENV", "production")
+    monkeypatch.setenv("FLASHSALE_ENV", "test")  # production also refuses short ones
     with pytest.raises(ValidationError):
         Settings()
     monkeypatch.setenv("FLASHSALE_WEBHOOK_SECRETS", "a,b")

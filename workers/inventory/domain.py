@@ -79,6 +79,7 @@ class Hold:
     customer_id: str | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
+    client_id: str = ""
 
     def live(self, now: datetime) -> bool:
         """Active and not yet past its expiry: the only state that can become an order."""
@@ -101,10 +102,10 @@ class Stock:
     products: dict[int, Product]
     holds: dict[uuid.UUID, Hold] = field(default_factory=dict)
     orders: dict[uuid.UUID, Order] = field(default_factory=dict)
-    #: qty per (product, customer) in live holds plus pending or paid orders
-    customer_usage: dict[tuple[int, str], int] = field(default_factory=dict)
-    #: holds already using an Idempotency-Key, by key
-    keyed_holds: dict[str, Hold] = field(default_factory=dict)
+    #: qty per (product, storefront, customer) in live holds plus pending or paid orders
+    customer_usage: dict[tuple[int, str, str], int] = field(default_factory=dict)
+    #: holds already using an Idempotency-Key, by (storefront, key)
+    keyed_holds: dict[tuple[str, str], Hold] = field(default_factory=dict)
     #: ids of Restock commands already applied
     applied_restocks: set[uuid.UUID] = field(default_factory=set)
     hold_ttl: timedelta = timedelta(seconds=120)
@@ -234,7 +235,7 @@ def _place(stock: Stock, cmd: PlaceHold, now: datetime) -> Decision:
     product = stock.products.get(cmd.product_id)
     existing = stock.holds.get(cmd.hold_id)
     if cmd.idempotency_key is not None and existing is None:
-        existing = stock.keyed_holds.get(cmd.idempotency_key)
+        existing = stock.keyed_holds.get((cmd.client_id, cmd.idempotency_key))
     if existing is not None:
         if existing.request_hash != cmd.request_hash or existing.product_id != cmd.product_id:
             return HoldDenied(cmd, "idempotency_key_reused", None)
@@ -245,7 +246,10 @@ def _place(stock: Stock, cmd: PlaceHold, now: datetime) -> Decision:
         return HoldDenied(cmd, "product_not_found", None)
     if not product.on_sale(now):
         return HoldDenied(cmd, "sale_not_active", product.available)
-    usage_key = (product.product_id, cmd.customer_id or "")
+    usage_key = (product.product_id, cmd.client_id, cmd.customer_id or "")
+    if product.max_per_customer is not None and cmd.customer_id is None:
+        # an anonymous hold would bypass the limit: the limit needs someone to count against
+        return HoldDenied(cmd, "customer_id_required", product.available)
     if cmd.customer_id is not None and product.max_per_customer is not None:
         used = stock.customer_usage.get(usage_key, 0)
         if used + cmd.qty > product.max_per_customer:
@@ -263,11 +267,12 @@ def _place(stock: Stock, cmd: PlaceHold, now: datetime) -> Decision:
         customer_id=cmd.customer_id,
         idempotency_key=cmd.idempotency_key,
         request_hash=cmd.request_hash,
+        client_id=cmd.client_id,
     )
     stock.products[product.product_id] = after
     stock.holds[hold.hold_id] = hold
     if cmd.idempotency_key is not None:
-        stock.keyed_holds[cmd.idempotency_key] = hold
+        stock.keyed_holds[(cmd.client_id, cmd.idempotency_key)] = hold
     if cmd.customer_id is not None:
         stock.customer_usage[usage_key] = stock.customer_usage.get(usage_key, 0) + cmd.qty
     return HoldCreated(cmd, hold, after.available)

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -36,7 +36,11 @@ async def load(
     """Everything `decide` may look at for this batch, read in the same transaction."""
     product_ids = {c.product_id for c in commands}
     hold_ids = {c.hold_id for c in commands if isinstance(c, domain.PlaceHold | domain.ExpireHold)}
-    keys = {c.idempotency_key for c in commands if isinstance(c, domain.PlaceHold)} - {None}
+    keys = {
+        (c.client_id, c.idempotency_key)
+        for c in commands
+        if isinstance(c, domain.PlaceHold) and c.idempotency_key is not None
+    }
     order_ids = {
         c.order_id for c in commands if isinstance(c, domain.ReleaseOrderStock | domain.ExpireOrder)
     }
@@ -54,7 +58,12 @@ async def load(
         )
     if hold_ids or keys:
         rows = await conn.execute(
-            select(holds).where(or_(holds.c.id.in_(hold_ids), holds.c.idempotency_key.in_(keys)))
+            select(holds).where(
+                or_(
+                    holds.c.id.in_(hold_ids),
+                    tuple_(holds.c.client_id, holds.c.idempotency_key).in_(keys),
+                )
+            )
         )
         for h in rows:
             hold = domain.Hold(
@@ -66,10 +75,11 @@ async def load(
                 h.customer_id,
                 h.idempotency_key,
                 h.request_hash,
+                h.client_id,
             )
             stock.holds[h.id] = hold
-            if h.idempotency_key:
-                stock.keyed_holds[h.idempotency_key] = hold
+            if h.idempotency_key is not None:
+                stock.keyed_holds[(h.client_id, h.idempotency_key)] = hold
     restock_ids = {c.message_id for c in commands if isinstance(c, domain.Restock)}
     if restock_ids:
         applied = await conn.execute(
@@ -81,28 +91,30 @@ async def load(
         for o in rows:
             stock.orders[o.id] = domain.Order(o.id, o.product_id, o.qty, o.status, o.cancel_reason)
     customers = {
-        (c.product_id, c.customer_id)
+        (c.product_id, c.client_id, c.customer_id)
         for c in commands
         if isinstance(c, domain.PlaceHold) and c.customer_id is not None
     }
-    for product_id, customer_id in customers:
-        stock.customer_usage[(product_id, customer_id)] = await _customer_usage(
-            conn, product_id, customer_id, now
+    for product_id, client_id, customer_id in customers:
+        stock.customer_usage[(product_id, client_id, customer_id)] = await _customer_usage(
+            conn, product_id, client_id, customer_id, now
         )
     return stock
 
 
 async def _customer_usage(
-    conn: AsyncConnection, product_id: int, customer_id: str, now: datetime
+    conn: AsyncConnection, product_id: int, client_id: str, customer_id: str, now: datetime
 ) -> int:
     held = select(func.coalesce(func.sum(holds.c.qty), 0)).where(
         holds.c.product_id == product_id,
+        holds.c.client_id == client_id,
         holds.c.customer_id == customer_id,
         holds.c.status == "active",
         holds.c.expires_at > now,
     )
     ordered = select(func.coalesce(func.sum(orders.c.qty), 0)).where(
         orders.c.product_id == product_id,
+        orders.c.client_id == client_id,
         orders.c.customer_id == customer_id,
         orders.c.status.in_(("pending", "paid")),
     )
@@ -150,6 +162,7 @@ async def save(conn: AsyncConnection, decisions: Sequence[domain.Decision]) -> N
                     "expires_at": h.expires_at,
                     "idempotency_key": h.idempotency_key,
                     "request_hash": h.request_hash,
+                    "client_id": h.client_id,
                 }
             )
         elif isinstance(d, domain.HoldExpired):

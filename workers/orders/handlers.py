@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.db import locks
 from shared.db.tables import holds, orders, payment_events, products
 from shared.messages import CreateOrder, OrderCreated, OrderRefused
+from shared.payments import AMOUNT_MISMATCH
 from shared.settings import Settings
 from workers.orders import domain
 
@@ -26,6 +27,8 @@ class Outcome:
     pay_by: datetime | None = None
     #: after the commit: a payment that failed before the order existed cancels it
     release_key: str | None = None
+    #: payments received before the order whose amount was not the order's (not applied)
+    rejected: list[str] = field(default_factory=list)
 
 
 def _created(row: object) -> OrderCreated:
@@ -51,7 +54,7 @@ async def _replay(conn: AsyncConnection, cmd: CreateOrder, row: object) -> Outco
         outcome.pay_by = row.pay_by  # type: ignore[attr-defined]
         failed = await conn.execute(
             select(payment_events.c.idempotency_key).where(
-                payment_events.c.order_id == cmd.order_id,
+                payment_events.c.order_id == row.id,  # type: ignore[attr-defined]
                 payment_events.c.status == "failed",
                 payment_events.c.result == "applied",
             )
@@ -70,18 +73,31 @@ async def create_order(
         await locks.lock(conn, "hold", cmd.hold_id)
         await locks.lock(conn, "order", cmd.order_id)
         now = clock()  # after the wait: the hold may have expired meanwhile
-        existing = (await conn.execute(select(orders).where(orders.c.id == cmd.order_id))).first()
+        same = orders.c.id == cmd.order_id
+        if cmd.idempotency_key:
+            # the key finds the order a retry made, under whatever id that one was given
+            same |= (orders.c.client_id == cmd.client_id) & (
+                orders.c.idempotency_key == cmd.idempotency_key
+            )
+        existing = (await conn.execute(select(orders).where(same))).first()
         if existing is not None:
             return await _replay(conn, cmd, existing)
         h = (await conn.execute(select(holds).where(holds.c.id == cmd.hold_id))).first()
         hold = (
             domain.HoldView(
-                h.id, h.product_id, h.qty, h.status, h.expires_at, h.customer_id, h.order_id
+                h.id,
+                h.product_id,
+                h.qty,
+                h.status,
+                h.expires_at,
+                h.customer_id,
+                h.order_id,
+                h.client_id,
             )
             if h
             else None
         )
-        decision = domain.decide_conversion(hold, now)
+        decision = domain.decide_conversion(hold, now, cmd.client_id)
         if isinstance(decision, domain.Refuse):
             return Outcome(OrderRefused(reason=decision.reason, order_id=decision.order_id))
         assert hold is not None
@@ -98,7 +114,11 @@ async def create_order(
             )
         ).scalar_one()
         pending = await conn.execute(
-            select(payment_events.c.idempotency_key, payment_events.c.status)
+            select(
+                payment_events.c.idempotency_key,
+                payment_events.c.status,
+                payment_events.c.amount_cents,
+            )
             .where(
                 payment_events.c.result == "pending_order",
                 (payment_events.c.order_id == cmd.order_id)
@@ -106,7 +126,10 @@ async def create_order(
             )
             .order_by(payment_events.c.received_at, payment_events.c.idempotency_key)
         )
-        settlement = domain.settle_pending([domain.PendingEvent(k, s) for k, s in pending])
+        amount = price * hold.qty
+        settlement = domain.settle_pending(
+            [domain.PendingEvent(k, s, a) for k, s, a in pending], amount
+        )
         pay_by = now + timedelta(seconds=settings.payment_window_seconds)
         online = cmd.payment_method == "online"
         row = (
@@ -118,10 +141,11 @@ async def create_order(
                     product_id=hold.product_id,
                     customer_id=hold.customer_id,
                     qty=hold.qty,
-                    amount_cents=price * hold.qty,
+                    amount_cents=amount,
                     status=settlement.order_status,
                     payment_method=cmd.payment_method,
                     pay_by=pay_by if online else None,
+                    client_id=cmd.client_id,
                     idempotency_key=cmd.idempotency_key,
                     request_hash=cmd.request_hash,
                 )
@@ -132,7 +156,12 @@ async def create_order(
             await conn.execute(
                 update(payment_events)
                 .where(payment_events.c.idempotency_key == key)
-                .values(result=result, order_id=cmd.order_id, resolved_at=now)
+                .values(
+                    result=result,
+                    reason=AMOUNT_MISMATCH if result == "rejected" else None,
+                    order_id=cmd.order_id,
+                    resolved_at=now,
+                )
             )
         release_key = next(
             (k for k, r in settlement.results.items() if r == "applied" and settlement.release),
@@ -142,4 +171,5 @@ async def create_order(
         _created(row),
         pay_by=pay_by if online and settlement.order_status == "pending" else None,
         release_key=release_key,
+        rejected=[k for k, r in settlement.results.items() if r == "rejected"],
     )

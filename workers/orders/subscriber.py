@@ -16,6 +16,7 @@ from shared.messages import (
     ReleaseOrderStock,
     utcnow,
 )
+from shared.payments import AMOUNT_MISMATCH
 from shared.worker import WorkerContext, record_failure
 from workers.orders import handlers
 
@@ -62,6 +63,17 @@ def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
                     ),
                     exchange=topology.INVENTORY_EXCHANGE.name,
                     routing_key=key,
+                )
+            for payment_key in outcome.rejected:
+                metrics.PAYMENTS.labels("rejected").inc()
+                log.warning(
+                    "webhook rejected",
+                    extra={
+                        "idempotency_key": payment_key,
+                        "order_id": str(reply.order_id),
+                        "reason": AMOUNT_MISMATCH,
+                        "order_amount_cents": reply.amount_cents,
+                    },
                 )
             metrics.ORDERS.labels("created").inc()
             log.info(

@@ -30,10 +30,13 @@ log = logging.getLogger("workers.payments")
 _cancelled = TypeAdapter(OrderCancelled)
 
 
-def _reply(cmd: RecordPayment, result: str, order: Any | None) -> PaymentRecorded:
+def _reply(
+    cmd: RecordPayment, result: str, order: Any | None, reason: str | None = None
+) -> PaymentRecorded:
     return PaymentRecorded(
         idempotency_key=cmd.idempotency_key,
         result=result,
+        reason=reason,
         order_id=order.id if order is not None else cmd.order_id,
         order_status=order.status if order is not None else None,
         product_id=order.product_id if order is not None else None,
@@ -71,7 +74,12 @@ async def _failure_applied(conn: AsyncConnection, order_id: Any) -> bool:
 
 
 async def _set_result(
-    conn: AsyncConnection, key: str, result: str, order_id: Any, now: datetime
+    conn: AsyncConnection,
+    key: str,
+    result: str,
+    order_id: Any,
+    now: datetime,
+    reason: str | None = None,
 ) -> bool:
     done = await conn.execute(
         update(payment_events)
@@ -79,7 +87,7 @@ async def _set_result(
             payment_events.c.idempotency_key == key,
             payment_events.c.result.is_(None) | (payment_events.c.result == "pending_order"),
         )
-        .values(result=result, order_id=order_id, resolved_at=now)
+        .values(result=result, reason=reason, order_id=order_id, resolved_at=now)
     )
     return bool(done.rowcount == 1)
 
@@ -114,8 +122,8 @@ async def record(
             ).one()
             if ev.payload_hash != cmd.payload_hash:
                 return PaymentRecorded(idempotency_key=cmd.idempotency_key, result="key_reused")
-            if ev.result in ("applied", "ignored"):
-                return _reply(cmd, "duplicate", await _find_order(conn, cmd))
+            if ev.result in ("applied", "ignored", "rejected"):
+                return _reply(cmd, "duplicate", await _find_order(conn, cmd), ev.reason)
             # pending_order, or an earlier try that stopped half-way: look again
         if cmd.order_id is not None:
             await locks.lock(conn, "order", cmd.order_id)
@@ -130,18 +138,13 @@ async def record(
         can_convert = order is not None or await _hold_can_still_convert(conn, cmd, now)
         failure_applied = order is not None and await _failure_applied(conn, order.id)
         action = domain.decide_payment(
-            order.status if order else None, can_convert, cmd.status, failure_applied
+            order.status if order else None,
+            can_convert,
+            cmd.status,
+            failure_applied,
+            paid_cents=cmd.amount_cents,
+            order_cents=order.amount_cents if order else None,
         )
-        if order is not None and cmd.amount_cents not in (None, order.amount_cents):
-            log.warning(
-                "payment amount differs from the order's",
-                extra={
-                    "idempotency_key": cmd.idempotency_key,
-                    "order_id": str(order.id),
-                    "amount_cents": cmd.amount_cents,
-                    "order_amount_cents": order.amount_cents,
-                },
-            )
         if action == "pending_order":
             await conn.execute(
                 update(payment_events)
@@ -149,6 +152,11 @@ async def record(
                 .values(result="pending_order")
             )
             return _reply(cmd, "pending_order", None)
+        if action == "rejected":
+            assert order is not None
+            reason = domain.AMOUNT_MISMATCH
+            await _set_result(conn, cmd.idempotency_key, "rejected", order.id, now, reason)
+            return _reply(cmd, "rejected", order, reason)
         if action == "ignored":
             await _set_result(
                 conn, cmd.idempotency_key, "ignored", order.id if order else None, now

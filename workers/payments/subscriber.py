@@ -20,6 +20,7 @@ _EVENTS = {
     "ignored": "webhook ignored",
     "pending_order": "webhook pending",
     "key_reused": "webhook key reused",
+    "rejected": "webhook rejected",
 }
 
 
@@ -42,7 +43,8 @@ def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
             await record_failure(ctx, queue, str(command.message_id), command.type, exc)
             raise
         metrics.PAYMENTS.labels(reply.result).inc()
-        level = logging.WARNING if reply.result in ("ignored", "key_reused") else logging.INFO
+        warn = ("ignored", "key_reused", "rejected")
+        level = logging.WARNING if reply.result in warn else logging.INFO
         log.log(
             level,
             _EVENTS[reply.result],
@@ -51,6 +53,8 @@ def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
                 "order_id": str(reply.order_id) if reply.order_id else None,
                 "hold_id": str(command.hold_id) if command.hold_id else None,
                 "status": command.status,
+                "amount_cents": command.amount_cents,
+                "reason": reply.reason,
                 "order_status": reply.order_status,
                 "product_id": reply.product_id,
                 "partition": topology.product_routing_key(reply.product_id, ctx.settings.partitions)
