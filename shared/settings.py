@@ -25,7 +25,10 @@ LOCAL_PG_PORT = 5433
 class Settings(BaseSettings):
     """Everything a gateway or worker process reads from its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="FLASHSALE_", extra="ignore")
+    # A refusal must not print the environment it read: it holds the secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="FLASHSALE_", extra="ignore", hide_input_in_errors=True
+    )
 
     env: Literal["development", "test", "production"] = "development"
     http_host: str = "127.0.0.1"
