@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from wsgiref.simple_server import WSGIServer
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from prometheus_client import start_http_server
 
-from gateway import problems
+from gateway import docs, problems
 from gateway.routes import health, holds, orders, payments, products
 from gateway.rpc import Requester
 from shared.bus import Bus
 from shared.db.session import make_engine
 from shared.settings import Settings, get_settings
+
+log = logging.getLogger("gateway")
+
+
+def serve_metrics(settings: Settings) -> WSGIServer | None:
+    """Prometheus on FLASHSALE_METRICS_PORT, if set; a port taken by another gateway process
+    of the same host is logged, not fatal (give each process its own port to scrape it)."""
+    if settings.metrics_port is None:
+        return None
+    try:
+        server, _ = start_http_server(settings.metrics_port, addr=settings.http_host)
+    except OSError as exc:
+        log.warning(
+            "metrics port unavailable; this process serves no metrics port",
+            extra={"port": settings.metrics_port, "error": str(exc)},
+        )
+        return None
+    return server
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,9 +49,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.requester = Requester(bus, settings)
+        metrics = serve_metrics(settings)
         try:
             yield
         finally:
+            if metrics is not None:
+                await asyncio.to_thread(metrics.shutdown)
+                metrics.server_close()
             await bus.close()
             await engine.dispose()
 
@@ -41,8 +67,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Errors are application/problem+json (RFC 9457) with a machine-readable `code`."
         ),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=docs.OPENAPI_URL if settings.docs_served else None,
     )
     problems.install(app)
-    for module in (health, products, holds, orders, payments):
-        app.include_router(module.router)
+    health_router = health.router
+    if settings.env == "production":
+        # Metrics are for the operators' scraper on FLASHSALE_METRICS_PORT, not the API port.
+        health_router = APIRouter()
+        health_router.routes.extend(
+            r for r in health.router.routes if getattr(r, "path", None) != "/metrics"
+        )
+    for router in (health_router, products.router, holds.router, orders.router, payments.router):
+        app.include_router(router)
+    if settings.docs_served:
+        docs.install(app)
     return app

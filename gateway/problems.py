@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 
@@ -52,6 +53,22 @@ def problem_response(problem: Problem, instance: str | None = None) -> JSONRespo
         headers=problem.headers,
         media_type=PROBLEM_JSON,
     )
+
+
+def problem_bytes(status: int, code: str, detail: str, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A whole HTTP/1.1 problem+json answer that closes the connection."""
+    phrase = HTTPStatus(status).phrase
+    problem = {"type": f"urn:flashsale:problem:{code}", "title": phrase, "status": status}
+    body = json.dumps({**problem, "detail": detail, "code": code}).encode()
+    lines = [f"HTTP/1.1 {status} {phrase}".encode()]
+    lines += [name + b": " + value for name, value in headers]
+    lines += [
+        b"content-type: " + PROBLEM_JSON.encode(),
+        b"content-length: " + str(len(body)).encode(),
+        b"cache-control: no-store",
+        b"connection: close",
+    ]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
 def unavailable(detail: str = "the service cannot take this request right now") -> Problem:

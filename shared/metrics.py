@@ -41,3 +41,8 @@ AUTH_FAILURES = Counter(
     "Credentials the gateway refused, by kind (admin_token, webhook_signature, ...).",
     ["kind"],
 )
+FRONT_DOOR_REFUSALS = Counter(
+    "flashsale_front_door_refusals",
+    "Connections the gateway's server refused or cut, by problem code (or idle).",
+    ["code"],
+)

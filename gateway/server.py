@@ -1,0 +1,237 @@
+"""The gateway's HTTP server: uvicorn's httptools protocol with the front-door limits.
+
+Enforced here, before the application sees a request (and with no proxy on the hot path):
+request line and headers within `max_header_bytes` and MAX_HEADERS (431), the headers within
+`header_timeout_seconds` of connecting or of the previous answer (408, or a plain close when
+nothing came), a body within `max_body_bytes` (413: a Content-Length at once, a chunked body as
+soon as it passes the limit) and `max_connections` per process (503). Hold, order and webhook
+answers get `Cache-Control: no-store`; every answer gets `X-Content-Type-Options: nosniff`
+(a default header of the server, see `run`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import httptools
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from gateway.problems import problem_bytes
+from shared.metrics import FRONT_DOOR_REFUSALS
+from shared.settings import Settings
+
+#: Most request headers one request may carry.
+MAX_HEADERS = 100
+#: How long a refused connection is still read (and the bytes dropped) so that a client busy
+#: sending its body reads the answer instead of a connection reset.
+LINGER_SECONDS = 5.0
+#: Answers about holds, orders and payments are never stored by a cache.
+NO_STORE_PATHS = ("/api/holds", "/api/orders", "/api/payments/webhook")
+NO_STORE = (b"cache-control", b"no-store")
+
+
+class _Refused(Exception):
+    """Stops the parser once a refusal has been written."""
+
+
+class FrontDoorProtocol(HttpToolsProtocol):
+    """One HTTP/1.1 connection, bounded; the limits come from `for_settings`."""
+
+    max_header_bytes: ClassVar[int] = 32 * 1024
+    max_body_bytes: ClassVar[int] = 64 * 1024
+    header_timeout: ClassVar[float] = 10.0
+    max_connections: ClassVar[int] = 4096
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._refused = False
+        self._reading_headers = True  # until the current request's headers are complete
+        self._header_bytes = 0
+        self._header_count = 0
+        self._body_bytes = 0
+        self._too_large = False
+        self._chunked = False
+        self._deadline: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None
+        self._active: RequestResponseCycle | None = None
+        self._deferred: tuple[RequestResponseCycle, ASGI3Application] | None = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> type[FrontDoorProtocol]:
+        """This protocol with the limits of `settings`."""
+        limits = {
+            "max_header_bytes": settings.max_header_bytes,
+            "max_body_bytes": settings.max_body_bytes,
+            "header_timeout": settings.header_timeout_seconds,
+            "max_connections": settings.max_connections,
+        }
+        return type("FrontDoor", (cls,), limits)
+
+    # Connection
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self._refuse(503, "unavailable", "too many connections", linger=False)
+            return
+        self._arm_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in (self._deadline, self._linger):
+            if timer is not None:
+                timer.cancel()
+        super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        if self._deferred is not None:  # a body still arriving: no answer was started
+            self.transport.close()
+            return
+        super().shutdown()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # lingering: read and drop
+        self._unset_keepalive_if_required()
+        while self._reading_headers:
+            room = self.max_header_bytes - self._header_bytes
+            if room <= 0:
+                self._refuse(431, "header_too_large", "request headers too large")
+                return
+            if len(data) <= room:
+                self._header_bytes += len(data)
+                break
+            # feed only what may still be headers; the rest once they are complete
+            self._header_bytes += room
+            if not self._feed(data[:room]):
+                return
+            data = data[room:]
+        if data:
+            self._feed(data)
+
+    def _feed(self, data: bytes) -> bool:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._unsupported_upgrade_warning()
+        except httptools.HttpParserError:
+            if not self._refused:
+                self._refuse(400, "bad_request", "the request is not valid HTTP/1.1")
+            return False
+        return not self._refused
+
+    # Parser callbacks
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_count = self._body_bytes = 0
+        self._too_large = self._chunked = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > MAX_HEADERS:
+            self._refuse(431, "header_too_large", f"more than {MAX_HEADERS} request headers")
+            raise _Refused
+        name = name.lower()
+        if name == b"content-length":
+            digits = value.strip()
+            self._too_large = digits.isdigit() and int(digits) > self.max_body_bytes
+        elif name == b"transfer-encoding":
+            self._chunked = True
+        elif name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._reading_headers = False
+        self._cancel_deadline()
+        if self._too_large:
+            self._refuse_body()
+        super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:
+            if self.scope["path"].startswith(NO_STORE_PATHS):
+                cycle.default_headers = [*self.server_state.default_headers, NO_STORE]
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._body_bytes > self.max_body_bytes:
+            self._refuse_body()
+        super().on_body(body)
+        if self._deferred is not None:
+            self.flow.resume_reading()  # nobody reads the body yet; it is bounded above
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._reading_headers, self._header_bytes = True, 0
+        deferred = self._deferred
+        if deferred is not None and deferred[0] is self.cycle:
+            self._deferred = None
+            self._start(*deferred)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        if self._chunked and cycle is self.cycle and cycle.more_body:
+            # A chunked body is read whole (it is bounded) before the application starts, so
+            # that no route ever sees a body past the limit.
+            self._deferred = (cycle, app)
+            if cycle.waiting_for_100_continue:
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                cycle.waiting_for_100_continue = False
+            return
+        self._start(cycle, app)
+
+    def _start(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        self._active = cycle
+        super()._start_asgi_task(cycle, app)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._reading_headers and self._deadline is None and not self.transport.is_closing():
+            self._arm_deadline()
+
+    # Refusals
+    def _refuse_body(self) -> None:
+        self._refuse(413, "body_too_large", f"bodies are limited to {self.max_body_bytes} bytes")
+        raise _Refused
+
+    def _busy(self) -> bool:
+        return self._active is not None and not self._active.response_complete
+
+    def _arm_deadline(self) -> None:
+        self._deadline = self.loop.call_later(self.header_timeout, self._header_deadline)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _header_deadline(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing() or self._busy():
+            return
+        if self._header_bytes:
+            self._refuse(408, "header_timeout", "request headers not received in time")
+        else:  # an idle connection: nothing was asked, so nothing is answered
+            FRONT_DOOR_REFUSALS.labels("idle").inc()
+            self.transport.close()
+
+    def _refuse(self, status: int, code: str, detail: str, *, linger: bool = True) -> None:
+        """Answer with a problem and close; never in the middle of another answer."""
+        if self._refused:
+            return
+        self._refused = True
+        FRONT_DOOR_REFUSALS.labels(code).inc()
+        self._cancel_deadline()
+        self._unset_keepalive_if_required()
+        if self._busy():
+            self.transport.close()
+            return
+        headers = list(self.server_state.default_headers)
+        if status == 503:
+            headers.append((b"retry-after", b"1"))
+        self.transport.write(problem_bytes(status, code, detail, headers))
+        if linger and self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.flow.resume_reading()
+            self._linger = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        else:
+            self.transport.close()
