@@ -53,6 +53,7 @@ class FrontDoorProtocol(HttpToolsProtocol):
         self._body_bytes = 0
         self._too_large = False
         self._chunked = False
+        self._header_since: float | None = None  # when the client began to owe us headers
         self._deadline: asyncio.TimerHandle | None = None
         self._linger: asyncio.TimerHandle | None = None
         self._active: RequestResponseCycle | None = None
@@ -75,7 +76,7 @@ class FrontDoorProtocol(HttpToolsProtocol):
         if len(self.connections) > self.max_connections:
             self._refuse(503, "unavailable", "too many connections", linger=False)
             return
-        self._arm_deadline()
+        self._headers_owed()
 
     def connection_lost(self, exc: Exception | None) -> None:
         for timer in (self._deadline, self._linger):
@@ -93,6 +94,14 @@ class FrontDoorProtocol(HttpToolsProtocol):
         if self._refused:
             return  # lingering: read and drop
         self._unset_keepalive_if_required()
+        if self._reading_headers:
+            if len(data) > self.max_header_bytes - self._header_bytes:
+                self._feed_headers(data)
+                return
+            self._header_bytes += len(data)
+        self._feed(data)
+
+    def _feed_headers(self, data: bytes) -> None:
         while self._reading_headers:
             room = self.max_header_bytes - self._header_bytes
             if room <= 0:
@@ -142,8 +151,7 @@ class FrontDoorProtocol(HttpToolsProtocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self._reading_headers = False
-        self._cancel_deadline()
+        self._reading_headers, self._header_since = False, None
         if self._too_large:
             self._refuse_body()
         super().on_headers_complete()
@@ -185,8 +193,8 @@ class FrontDoorProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._reading_headers and self._deadline is None and not self.transport.is_closing():
-            self._arm_deadline()
+        if self._reading_headers and not self.transport.is_closing():
+            self._headers_owed()
 
     # Refusals
     def _refuse_body(self) -> None:
@@ -196,17 +204,22 @@ class FrontDoorProtocol(HttpToolsProtocol):
     def _busy(self) -> bool:
         return self._active is not None and not self._active.response_complete
 
-    def _arm_deadline(self) -> None:
-        self._deadline = self.loop.call_later(self.header_timeout, self._header_deadline)
-
-    def _cancel_deadline(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+    def _headers_owed(self) -> None:
+        # One timer per connection, re-armed only when it fires: nothing per request on the
+        # hot path but a clock read.
+        self._header_since = self.loop.time()
+        if self._deadline is None:
+            deadline = self._header_since + self.header_timeout
+            self._deadline = self.loop.call_at(deadline, self._header_deadline)
 
     def _header_deadline(self) -> None:
         self._deadline = None
-        if self.transport.is_closing() or self._busy():
+        since = self._header_since
+        if since is None or self.transport.is_closing() or self._busy():
+            return  # not owed now; the next answer starts a new deadline
+        left = since + self.header_timeout - self.loop.time()
+        if left > 0:
+            self._deadline = self.loop.call_later(left, self._header_deadline)
             return
         if self._header_bytes:
             self._refuse(408, "header_timeout", "request headers not received in time")
@@ -220,7 +233,8 @@ class FrontDoorProtocol(HttpToolsProtocol):
             return
         self._refused = True
         FRONT_DOOR_REFUSALS.labels(code).inc()
-        self._cancel_deadline()
+        if self._deadline is not None:
+            self._deadline.cancel()
         self._unset_keepalive_if_required()
         if self._busy():
             self.transport.close()
