@@ -1,0 +1,1 @@
+"""The holds benchmark (`./dev bench`, `python -m tests.bench`): figures, never assertions."""

@@ -1,0 +1,124 @@
+"""The bench's output: lines as runs finish, the table, the JSON file, the PNG plot."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+DESIGNS = {
+    "project": "this project",
+    "lock_per_request": "lock per request",
+    "redis_lua": "redis + lua",
+}
+
+
+def say(text: str = "") -> None:
+    """A line on the terminal, at once (the bench runs for minutes)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def headline_line(f: dict[str, Any], design: str = DESIGNS["project"]) -> str:
+    """One line for a design's headline run, printed as it finishes."""
+    return (
+        f"{design}: {_num(f['holds_per_s'])} holds/s (p50 {_num(f['p50_ms'], 1)} ms, "
+        f"p99 {_num(f['p99_ms'], 1)} ms, non-2xx {f['non_2xx']}), "
+        f"{_num(f['soldout_per_s'])} sold-out answers/s"
+    )
+
+
+def scenario_line(e: dict[str, Any]) -> str:
+    """One line for a growth point, printed as it finishes."""
+    return (
+        f"{e['name']}: {_num(e['holds_per_s'])} holds/s (c{e['connections']}, "
+        f"p99 {_num(e['p99_ms'], 1)} ms, non-2xx {e['non_2xx']})"
+    )
+
+
+def ratios(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """This project ÷ each baseline, for holds/s and sold-out answers/s."""
+    head = results.get("headline")
+    out: dict[str, dict[str, float]] = {}
+    for key, base in results["baselines"].items():
+        if head is None:
+            continue
+        out[key] = {
+            m: round(head[m] / base[m], 3) if base[m] else float("nan")
+            for m in ("holds_per_s", "soldout_per_s")
+        }
+    return out
+
+
+_COLUMNS = (
+    ("", 30, "name"),
+    ("conns", 6, "connections"),
+    ("products", 8, "products"),
+    ("holds/s", 9, "holds_per_s"),
+    ("p50 ms", 8, "p50_ms"),
+    ("p90 ms", 8, "p90_ms"),
+    ("p99 ms", 8, "p99_ms"),
+    ("non-2xx", 8, "non_2xx"),
+    ("sold-out/s", 11, "soldout_per_s"),
+)
+
+
+def _row(values: dict[str, Any]) -> str:
+    cells = []
+    for _, width, key in _COLUMNS:
+        v = values.get(key)
+        text = v if isinstance(v, str) else _num(v, 1 if key.endswith("_ms") else 0)
+        cells.append(text.ljust(width) if key == "name" else text.rjust(width))
+    return " ".join(cells)
+
+
+def table(results: dict[str, Any]) -> str:
+    """The whole run as a terminal table."""
+    lines = [" ".join(h.ljust(w) if key == "name" else h.rjust(w) for h, w, key in _COLUMNS)]
+    lines.append("-" * len(lines[0]))
+    head = results.get("headline")
+    if head is not None:
+        lines.append(_row({**head, "name": "this project (headline)", "products": 1}))
+    for key, figures in results["baselines"].items():
+        lines.append(_row({**figures, "name": DESIGNS[key], "products": 1}))
+    for key, r in results.get("ratios", {}).items():
+        lines.append(
+            f"  this project ÷ {DESIGNS[key]}: holds/s {r['holds_per_s']:.2f}×, "
+            f"sold-out answers/s {r['soldout_per_s']:.2f}×"
+        )
+    if results["scenarios"]:
+        lines.append("growth (this project)")
+        for e in results["scenarios"]:
+            lines.append(_row({**e, "name": "  " + e["name"]}))
+            if "expired_in_window" in e:
+                lines.append(
+                    f"    expiries that came back inside the window: {e['expired_in_window']}"
+                )
+            if "hold_rows" in e:
+                lines.append(
+                    f"    hold rows in the table: {e['hold_rows']:,} "
+                    f"(bulk insert took {e['rows_inserted_in_s']} s)"
+                )
+    machine = results["machine"]
+    lines.append(
+        f"{machine['cpus']} CPUs, load average at start {machine['loadavg_at_start'][0]:.2f}; "
+        f"wrk, 1 thread, qty-1 POST /api/holds; took {results.get('elapsed_s', 0):.0f} s"
+    )
+    return "\n".join(lines)
+
+
+def write(results: dict[str, Any], json_path: Path, png_path: Path) -> None:
+    """The JSON file and the plot (folders made as needed)."""
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    head = results.get("headline") or {}
+    flat = {k: head.get(k) for k in ("holds_per_s", "p50_ms", "p99_ms", "soldout_per_s")}
+    json_path.write_text(json.dumps({**flat, **results}, indent=2) + "\n")
+    from tests.bench.plot import plot
+
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    plot(results, png_path)
