@@ -142,8 +142,9 @@ class FrontDoorProtocol(HttpToolsProtocol):
             raise _Refused
         name = name.lower()
         if name == b"content-length":
-            digits = value.strip()
-            self._too_large = digits.isdigit() and int(digits) > self.max_body_bytes
+            digits = value.strip()  # a malformed value is the parser's to refuse (400)
+            if digits.isdigit() and (len(digits) > 18 or int(digits) > self.max_body_bytes):
+                self._too_large = True
         elif name == b"transfer-encoding":
             self._chunked = True
         elif name == b"expect" and value.lower() == b"100-continue":

@@ -157,6 +157,37 @@ def test_a_client_trickling_its_headers_is_cut_off_at_the_header_deadline(door: 
     assert got.startswith(b"HTTP/1.1 408 ") and b'"code": "header_timeout"' in got
 
 
+def test_a_keep_alive_client_trickling_its_next_request_is_cut_off_at_the_deadline(
+    door: System,
+) -> None:
+    with connect(door.http_port) as sock:
+        sock.sendall(request_head("GET", "/healthz", []))
+        assert read_answer(sock).status == 200
+        answered = time.monotonic()
+        sock.settimeout(0.2)
+        got = b""
+        for byte in request_head("GET", "/healthz", [("X-Slow", "y" * 200)]):
+            try:
+                got = sock.recv(65536)
+                break
+            except TimeoutError:
+                sock.send(bytes([byte]))
+        elapsed = time.monotonic() - answered
+    assert got.startswith(b"HTTP/1.1 408 ")
+    assert HEADER_TIMEOUT * 0.9 <= elapsed <= HEADER_TIMEOUT + MARGIN
+
+
+def test_a_keep_alive_client_asking_within_the_deadline_is_served_for_longer_than_it(
+    door: System,
+) -> None:
+    with connect(door.http_port) as sock:
+        start = time.monotonic()
+        while time.monotonic() - start < HEADER_TIMEOUT * 3:
+            sock.sendall(request_head("GET", "/healthz", []))
+            assert read_answer(sock).status == 200
+            time.sleep(HEADER_TIMEOUT * 0.6)
+
+
 def test_an_idle_connection_that_sends_nothing_is_closed_at_the_header_deadline(
     door: System,
 ) -> None:
