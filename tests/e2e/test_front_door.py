@@ -284,3 +284,22 @@ def test_production_serves_metrics_on_its_metrics_port(production: tuple[System,
     assert "flashsale_auth_failures_total" in r.text
     assert "flashsale_front_door_refusals_total" in r.text
     assert httpx.get(f"{system.base_url}/healthz", timeout=10).status_code == 200
+
+
+def test_a_gateway_whose_metrics_port_is_taken_still_serves_the_api(servers: ServerSet) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        system = System(
+            servers.amqp_url,
+            servers.database_url,
+            workers={},
+            overrides={"FLASHSALE_METRICS_PORT": str(port)},
+        )
+        try:
+            system.start()
+            assert httpx.get(f"{system.base_url}/healthz", timeout=10).status_code == 200
+            assert "metrics port unavailable" in system.log_text("gateway")
+        finally:
+            system.stop()
