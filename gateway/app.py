@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.requester = Requester(bus, settings)
+        await app.state.requester.start()
         metrics = serve_metrics(settings)
         try:
             yield

@@ -1,20 +1,40 @@
-"""The gateway process: `python -m gateway.main`."""
+"""The gateway process: `python -m gateway.main`.
+
+Several gateway processes may serve one port: each binds it with SO_REUSEPORT and the kernel
+spreads the connections over them (`flashsale up` runs FLASHSALE_GATEWAY_PROCESSES of them).
+Each process has its own broker connection, reply queue, hold envelopes and stock snapshot.
+"""
 
 from __future__ import annotations
+
+import socket
 
 import uvicorn
 
 from gateway.app import create_app
 from gateway.server import FrontDoorProtocol
 from shared.logging import setup_logging
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
+
+
+def shared_socket(settings: Settings) -> socket.socket:
+    """The HTTP port, bound so that other gateway processes may bind it too."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        settings.http_host, settings.http_port, type=socket.SOCK_STREAM
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    sock.set_inheritable(True)
+    return sock
 
 
 def main() -> None:
     """Serve the API on FLASHSALE_HTTP_HOST:FLASHSALE_HTTP_PORT, bounded by the front door."""
     settings = get_settings()
     setup_logging(settings.log_format, settings.log_level)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.http_host,
         port=settings.http_port,
@@ -26,6 +46,7 @@ def main() -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+    uvicorn.Server(config).run(sockets=[shared_socket(settings)])
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ from typing import TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
+from gateway.coalescer import HoldCoalescer, Overloaded
 from gateway.problems import Problem, unavailable
+from gateway.snapshot import StockSnapshot
 from shared import topology
 from shared.bus import Bus, BusUnavailable, ReplyTimeout
 from shared.messages import (
@@ -17,17 +19,17 @@ from shared.messages import (
     OrderReply,
     PaymentRecorded,
     PlaceHold,
+    PlaceHolds,
     RecordPayment,
     Restock,
     StockChanged,
     utcnow,
 )
-from shared.metrics import REQUEST_SECONDS
+from shared.metrics import HOLD_ENVELOPE_SIZE, REQUEST_SECONDS
 from shared.settings import Settings
 
 T = TypeVar("T")
 
-_hold_reply: TypeAdapter[HoldReply] = TypeAdapter(HoldReply)
 _order_reply: TypeAdapter[OrderReply] = TypeAdapter(OrderReply)
 _stock_reply = TypeAdapter(StockChanged)
 _payment_reply = TypeAdapter(PaymentRecorded)
@@ -45,6 +47,29 @@ class Requester:
         self.settings = settings
         self.in_flight = 0
         self.max_in_flight = max_in_flight
+        self.snapshot = StockSnapshot(settings.stock_level_max_age_seconds)
+        self.holds = HoldCoalescer(
+            self._send_holds,
+            linger=settings.hold_batch_wait_ms / 1000,
+            max_batch=settings.hold_batch_size,
+            max_in_flight=settings.hold_batches_in_flight,
+            max_waiting=settings.hold_batch_max_waiting,
+        )
+
+    async def start(self) -> None:
+        """Follow the partitions' stock levels (the sold-out fast path)."""
+        await self.bus.listen(
+            topology.LEVELS_EXCHANGE,
+            topology.levels_queue_name("gateway"),
+            self.snapshot.apply_raw,
+            self.snapshot.forget,
+        )
+
+    def sold_out(self, product_id: int, qty: int, customer_id: str | None) -> int | None:
+        """`available` when the stock levels already say this hold cannot be placed."""
+        if not self.bus.is_open:
+            return None
+        return self.snapshot.refusal(product_id, qty, customer_id, utcnow())
 
     def deadline(self) -> datetime:
         """Deadline to put into a command sent now."""
@@ -92,23 +117,51 @@ class Requester:
     def _partition(self, product_id: int) -> str:
         return topology.product_routing_key(product_id, self.settings.partitions)
 
-    async def place_hold(self, cmd: PlaceHold) -> HoldReply:
-        """PlaceHold to the product's partition; 503 when no decision comes in time."""
+    async def _send_holds(self, envelope: PlaceHolds, routing_key: str) -> bytes:
+        started = time.perf_counter()
+        outcome = "ok"
+        HOLD_ENVELOPE_SIZE.observe(len(envelope.holds))
         try:
-            return await self._request(
-                cmd,
-                _hold_reply,
+            return await self.bus.request(
+                envelope,
                 exchange=topology.INVENTORY_EXCHANGE.name,
-                routing_key=self._partition(cmd.product_id),
+                routing_key=routing_key,
+                timeout=self.settings.request_timeout_seconds,
             )
+        except BusUnavailable:
+            outcome = "unavailable"
+            raise
+        except ReplyTimeout:
+            outcome = "timeout"
+            raise
+        finally:
+            # labelled by the command each hold is (the envelope only carries several)
+            REQUEST_SECONDS.labels("PlaceHold", outcome).observe(time.perf_counter() - started)
+
+    async def place_hold(self, cmd: PlaceHold) -> HoldReply:
+        """PlaceHold to the product's partition, in an envelope with this process's other holds
+        for it; 503 when no decision comes in time, 429 when too many are waiting."""
+        try:
+            reply = await self.holds.place(cmd, self._partition(cmd.product_id))
+        except Overloaded as exc:
+            raise Problem(
+                429,
+                "overloaded",
+                "too many holds waiting for this product's partition; retry shortly",
+                headers={"Retry-After": "1"},
+            ) from exc
+        except BusUnavailable as exc:
+            raise unavailable("the message broker is unavailable") from exc
         except ReplyTimeout as exc:
             raise unavailable("no inventory decision in time; the hold was not placed") from exc
+        self.snapshot.observe(cmd.product_id, reply.available, reply.occurred_at)
+        return reply
 
     async def restock(self, cmd: Restock) -> StockChanged:
         """Restock through the product's partition; like a hold, dropped past its deadline, so a
         503 means it was not applied (and a retry with the same Idempotency-Key is safe)."""
         try:
-            return await self._request(
+            reply = await self._request(
                 cmd,
                 _stock_reply,
                 exchange=topology.INVENTORY_EXCHANGE.name,
@@ -116,6 +169,8 @@ class Requester:
             )
         except ReplyTimeout as exc:
             raise unavailable("no inventory answer in time; the restock was not applied") from exc
+        self.snapshot.observe(cmd.product_id, reply.available, reply.occurred_at)
+        return reply
 
     async def create_order(self, cmd: CreateOrder) -> OrderReply:
         """CreateOrder; raises ReplyTimeout (the order will still appear) when late."""

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import aio_pika
@@ -61,6 +62,7 @@ async def declare_topology(channel: AbstractChannel, settings: Settings) -> None
     inventory = await _declare_exchange(channel, topology.INVENTORY_EXCHANGE)
     commands = await _declare_exchange(channel, topology.COMMANDS_EXCHANGE)
     dead = await _declare_exchange(channel, topology.DEAD_EXCHANGE)
+    await _declare_exchange(channel, topology.LEVELS_EXCHANGE)
     for q in topology.partition_queues(settings.partitions):
         queue = await _declare_queue(channel, q)
         await queue.bind(inventory, routing_key=q.routing_key)
@@ -101,6 +103,7 @@ class Bus:
         self._process = process
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
+        self._notify_channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._futures: dict[str, asyncio.Future[bytes]] = {}
         self.reply_queue = topology.reply_queue_name(process)
@@ -116,6 +119,51 @@ class Bus:
             self.reply_queue, exclusive=True, auto_delete=True, durable=False
         )
         await queue.consume(self._on_reply, no_ack=True)
+        # events nobody waits for (stock levels): no confirm, the next one supersedes them
+        self._notify_channel = await self._connection.channel(publisher_confirms=False)
+
+    async def listen(
+        self,
+        exchange: RabbitExchange,
+        queue_name: str,
+        on_message: Callable[[bytes], None],
+        on_lost: Callable[[], None],
+    ) -> None:
+        """Consume a fanout on an exclusive queue of this process; `on_lost` runs whenever the
+        connection drops or comes back (what was published meanwhile never arrives)."""
+        assert self._connection is not None and self._channel is not None
+        queue = await self._channel.declare_queue(
+            queue_name,
+            exclusive=True,
+            auto_delete=True,
+            durable=False,
+            arguments={"x-max-length": 10_000, "x-overflow": "drop-head"},
+        )
+        await queue.bind(exchange.name, routing_key="")
+
+        async def deliver(message: AbstractIncomingMessage) -> None:
+            on_message(message.body)
+
+        await queue.consume(deliver, no_ack=True)
+        self._connection.close_callbacks.add(lambda *_: on_lost())
+        self._connection.reconnect_callbacks.add(lambda *_: on_lost())
+
+    async def notify(self, message: BaseModel, *, exchange: str, routing_key: str = "") -> None:
+        """Publish a transient event without waiting for a confirm; a failure is only logged."""
+        channel = self._notify_channel
+        if channel is None or channel.is_closed or not self.is_open:
+            return
+        try:
+            ex = await channel.get_exchange(exchange, ensure=False)
+            body = message.model_dump_json().encode()
+            await ex.publish(
+                aio_pika.Message(
+                    body, content_type="application/json", type=getattr(message, "type", None)
+                ),
+                routing_key,
+            )
+        except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+            log.debug("event not published", extra={"error": repr(exc)})
 
     async def close(self) -> None:
         """Fail pending requests and close the connection."""

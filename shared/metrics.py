@@ -46,3 +46,14 @@ FRONT_DOOR_REFUSALS = Counter(
     "Connections the gateway's server refused or cut, by problem code (or idle).",
     ["code"],
 )
+GATEWAY_HOLDS_REFUSED = Counter(
+    "flashsale_gateway_holds_refused",
+    "Holds a gateway answered as refused, by source (snapshot: its stock levels, worker: the "
+    "partition's decision) and reason.",
+    ["source", "reason"],
+)
+HOLD_ENVELOPE_SIZE = Histogram(
+    "flashsale_hold_envelope_size",
+    "Holds per PlaceHolds envelope a gateway sent.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)

@@ -69,6 +69,17 @@ class Settings(BaseSettings):
     amqp_heartbeat_seconds: int = Field(default=10, ge=1)
     #: Most commands of one partition decided in one transaction (also the partition prefetch).
     inventory_batch_size: int = Field(default=100, ge=1, le=1000)
+    #: The gateway coalesces holds per partition: the longest a hold waits for company, the
+    #: most holds in one envelope, and envelopes unanswered at once per partition.
+    hold_batch_wait_ms: float = Field(default=2.0, ge=0, le=100)
+    hold_batch_size: int = Field(default=200, ge=1, le=500)
+    hold_batches_in_flight: int = Field(default=2, ge=1, le=64)
+    #: Holds waiting behind them per partition before the gateway answers 429 overloaded.
+    hold_batch_max_waiting: int = Field(default=5000, ge=1)
+    #: How long a gateway acts on a product's stock level without hearing of it again.
+    stock_level_max_age_seconds: float = Field(default=1.0, gt=0, le=10)
+    #: Gateway processes `flashsale up` runs on the one HTTP port.
+    gateway_processes: int = Field(default=2, ge=1, le=64)
     db_pool_size: int = Field(default=10, ge=1)
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"

@@ -8,7 +8,9 @@ An operator reading the RabbitMQ queue list should understand the system from it
 * ``orders.commands`` — hold → order conversions;
 * ``payments.webhooks`` — verified payment-provider events;
 * ``<queue>.dead`` — messages that failed ``DELIVERY_LIMIT`` times (or expired unprocessed);
-* ``replies.<process>`` — one exclusive reply queue per requesting process.
+* ``replies.<process>`` — one exclusive reply queue per requesting process;
+* ``levels.<process>`` — one exclusive queue per gateway process, bound to the
+  ``flashsale.levels`` fanout: each partition's stock levels after every commit.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 INVENTORY_EXCHANGE = RabbitExchange("flashsale.inventory", type=ExchangeType.DIRECT, durable=True)
 COMMANDS_EXCHANGE = RabbitExchange("flashsale.commands", type=ExchangeType.DIRECT, durable=True)
 DEAD_EXCHANGE = RabbitExchange("flashsale.dead", type=ExchangeType.DIRECT, durable=True)
+#: Stock levels after each commit, to every gateway process (transient, latest wins).
+LEVELS_EXCHANGE = RabbitExchange("flashsale.levels", type=ExchangeType.FANOUT, durable=True)
 
 ORDERS_QUEUE_NAME = "orders.commands"
 PAYMENTS_QUEUE_NAME = "payments.webhooks"
@@ -137,3 +141,8 @@ def command_queues(partitions: int) -> list[RabbitQueue]:
 def reply_queue_name(process: str) -> str:
     """Name of a process's exclusive reply queue, e.g. ``replies.gateway.host.1234.ab12``."""
     return f"replies.{process}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:4]}"
+
+
+def levels_queue_name(process: str) -> str:
+    """A gateway process's exclusive stock-levels queue, e.g. ``levels.gateway.host.1234.ab12``."""
+    return f"levels.{process}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:4]}"

@@ -21,6 +21,8 @@ from gateway.schemas import HoldIn, HoldOut
 from shared.db import queries
 from shared.holds import hold_is_live
 from shared.messages import HoldPlaced, PlaceHold, utcnow
+from shared.messages.replies import HoldRefusalReason
+from shared.metrics import GATEWAY_HOLDS_REFUSED
 
 router = APIRouter(tags=["holds"])
 
@@ -71,14 +73,19 @@ async def place_hold(
         )
     if body.customer_id is not None:
         customer_throttle(request, client_id, body.customer_id)
-    digest = request_hash(body)
+    digest = None  # only a keyed request can be replayed by another with the same body
     if idempotency_key:
+        digest = request_hash(body)
         async with engine.connect() as conn:
             found = await queries.get_hold_by_key(conn, client_id, idempotency_key)
         existing = replayed(found, digest)
         if existing is not None:
             response.headers["Location"] = f"/api/holds/{existing['hold_id']}"
             return hold_view(existing)
+    available = requester.sold_out(body.product_id, body.qty, body.customer_id)
+    if available is not None:  # the stock levels say so: no round trip to the partition
+        GATEWAY_HOLDS_REFUSED.labels("snapshot", "insufficient_stock").inc()
+        raise _refused("insufficient_stock", body.product_id, available)
     reply = await requester.place_hold(
         PlaceHold(
             # random: the Idempotency-Key finds a stored hold, it never computes an id
@@ -95,16 +102,15 @@ async def place_hold(
     if isinstance(reply, HoldPlaced):
         response.headers["Location"] = f"/api/holds/{reply.hold_id}"
         return {**reply.model_dump(), "order_id": None}
-    status, template = _REFUSALS[reply.reason]
-    extra: dict[str, Any] = (
-        {"available": reply.available} if reply.reason == "insufficient_stock" else {}
-    )
-    raise Problem(
-        status,
-        reply.reason,
-        template.format(product_id=body.product_id, available=reply.available),
-        headers=None,
-        **extra,
+    GATEWAY_HOLDS_REFUSED.labels("worker", reply.reason).inc()
+    raise _refused(reply.reason, body.product_id, reply.available)
+
+
+def _refused(reason: HoldRefusalReason, product_id: int, available: int | None) -> Problem:
+    status, template = _REFUSALS[reason]
+    extra: dict[str, Any] = {"available": available} if reason == "insufficient_stock" else {}
+    return Problem(
+        status, reason, template.format(product_id=product_id, available=available), **extra
     )
 
 

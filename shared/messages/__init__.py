@@ -7,13 +7,16 @@ from pydantic import Field
 from shared.messages.base import Command, Message, utcnow
 from shared.messages.create_order import CreateOrder, PaymentMethod
 from shared.messages.expire_hold import ExpireHold
+from shared.messages.expire_holds import ExpireHolds
 from shared.messages.place_hold import PlaceHold
+from shared.messages.place_holds import MAX_HOLDS_PER_MESSAGE, PlaceHolds
 from shared.messages.record_payment import RecordPayment
 from shared.messages.release_order_stock import ExpireOrder, ReleaseOrderStock
 from shared.messages.replies import (
     HoldPlaced,
     HoldRefused,
     HoldReply,
+    HoldsDecided,
     OrderCancelled,
     OrderCreated,
     OrderRefused,
@@ -22,10 +25,11 @@ from shared.messages.replies import (
     StockChanged,
 )
 from shared.messages.restock import Restock
+from shared.messages.stock_levels import Level, StockLevels
 
 #: Everything an inventory partition queue may carry.
 InventoryCommand = Annotated[
-    PlaceHold | ExpireHold | Restock | ReleaseOrderStock | ExpireOrder,
+    PlaceHold | PlaceHolds | ExpireHold | ExpireHolds | Restock | ReleaseOrderStock | ExpireOrder,
     Field(discriminator="type"),
 ]
 
@@ -33,10 +37,14 @@ __all__ = [
     "Command",
     "CreateOrder",
     "ExpireHold",
+    "ExpireHolds",
     "ExpireOrder",
     "HoldPlaced",
     "HoldRefused",
     "HoldReply",
+    "HoldsDecided",
+    "Level",
+    "MAX_HOLDS_PER_MESSAGE",
     "InventoryCommand",
     "Message",
     "OrderCancelled",
@@ -46,9 +54,11 @@ __all__ = [
     "PaymentMethod",
     "PaymentRecorded",
     "PlaceHold",
+    "PlaceHolds",
     "RecordPayment",
     "ReleaseOrderStock",
     "Restock",
     "StockChanged",
+    "StockLevels",
     "utcnow",
 ]

@@ -43,6 +43,14 @@ class HoldRefused(Message):
 HoldReply = Annotated[HoldPlaced | HoldRefused, Field(discriminator="type")]
 
 
+class HoldsDecided(Message):
+    """Reply to PlaceHolds: one entry per hold, in order; None where no decision was made
+    (dropped past its deadline, or its handling failed): the requester answers 503."""
+
+    type: Literal["HoldsDecided"] = "HoldsDecided"
+    replies: list[HoldReply | None]
+
+
 class StockChanged(Message):
     """Reply to a restock or a release: the product's stock afterwards."""
 

@@ -266,7 +266,8 @@ async def test_late_order_and_webhook_answers_are_202_and_still_take_effect(
 ) -> None:
     from tests.helpers import post_webhook
 
-    overrides = {"FLASHSALE_REQUEST_TIMEOUT_SECONDS": "1"}
+    # the hold must outlive the start of the orders and payments workers, however slow
+    overrides = {"FLASHSALE_REQUEST_TIMEOUT_SECONDS": "1", "FLASHSALE_HOLD_TTL_SECONDS": "60"}
     with isolated_system(servers, workers={"inventory": 1}, overrides=overrides) as (lab, _, _):
         async with httpx.AsyncClient(base_url=lab.base_url, timeout=30) as c:
             product = await make_product(c, stock=5)

@@ -34,6 +34,20 @@ class Batcher:
             self._draining = asyncio.create_task(self._drain())
         return await future
 
+    async def submit_many(
+        self, commands: Sequence[domain.InventoryCommand]
+    ) -> list[domain.Decision | BaseException]:
+        """Queue several commands together, in order; each gets its decision or its error."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[domain.Decision]] = []
+        for command in commands:
+            future: asyncio.Future[domain.Decision] = loop.create_future()
+            self._pending.append((command, future))
+            futures.append(future)
+        if self._draining is None or self._draining.done():
+            self._draining = asyncio.create_task(self._drain())
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
     async def _drain(self) -> None:
         while self._pending:
             await asyncio.sleep(0)  # deliveries already dispatched join this batch

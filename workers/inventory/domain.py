@@ -250,12 +250,13 @@ def _place(stock: Stock, cmd: PlaceHold, now: datetime) -> Decision:
     if product.max_per_customer is not None and cmd.customer_id is None:
         # an anonymous hold would bypass the limit: the limit needs someone to count against
         return HoldDenied(cmd, "customer_id_required", product.available)
+    # Sold out before the customer's limit: the answer a gateway can give from stock levels.
+    if product.available < cmd.qty:
+        return HoldDenied(cmd, "insufficient_stock", product.available)
     if cmd.customer_id is not None and product.max_per_customer is not None:
         used = stock.customer_usage.get(usage_key, 0)
         if used + cmd.qty > product.max_per_customer:
             return HoldDenied(cmd, "customer_limit_exceeded", product.available)
-    if product.available < cmd.qty:
-        return HoldDenied(cmd, "insufficient_stock", product.available)
 
     after = replace(product, available=product.available - cmd.qty)
     hold = Hold(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections import defaultdict
@@ -14,16 +13,14 @@ from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared import topology
 from shared.db.tables import holds, orders, products, restocks
-from shared.messages import ExpireHold, ExpireOrder, Message, utcnow
+from shared.messages import ExpireHold, ExpireHolds, ExpireOrder, Level, Message, utcnow
 from shared.settings import Settings
 from workers.inventory import domain
 from workers.inventory.domain import InventoryCommand
 
 log = logging.getLogger("workers.inventory")
-
-#: Publishes one follow-up message after the commit (the expiry of a new hold).
-FollowUp = Callable[[domain.Hold], Awaitable[None]]
 
 
 class ConcurrentWriter(Exception):
@@ -225,16 +222,26 @@ async def save(conn: AsyncConnection, decisions: Sequence[domain.Decision]) -> N
         )
 
 
+@dataclass
+class Committed:
+    """A committed batch: its decisions and what to publish after the commit."""
+
+    decisions: list[domain.Decision]
+    #: every product the batch looked at, as it stands after the commit
+    levels: dict[int, Level]
+    #: holds whose expiry to (re)schedule: created or replayed and still active
+    to_expire: list[domain.Hold]
+
+
 async def handle(
     engine: AsyncEngine,
     settings: Settings,
     commands: Sequence[InventoryCommand],
-    schedule_expiry: FollowUp,
     *,
     clock: Callable[[], datetime] = utcnow,
     attempts: int = 5,
-) -> list[domain.Decision]:
-    """Decide and commit a batch, then schedule the expiry of every hold it (re)confirmed."""
+) -> Committed:
+    """Decide and commit a batch; the caller publishes its expiries and levels afterwards."""
     ttl = timedelta(seconds=settings.hold_ttl_seconds)
     for attempt in range(1, attempts + 1):
         now = clock()
@@ -252,20 +259,35 @@ async def handle(
             )
             if attempt == attempts:
                 raise
-    # after the commit, all expiries of the batch at once: their confirms overlap
-    await asyncio.gather(
-        *[
-            schedule_expiry(d.hold)
+    return Committed(
+        decisions,
+        {pid: level_of(p) for pid, p in stock.products.items()},
+        [
+            d.hold
             for d in decisions
             if isinstance(d, domain.HoldCreated | domain.HoldReplayed) and d.hold.status == "active"
-        ]
+        ],
     )
-    return decisions
+
+
+def level_of(product: domain.Product) -> Level:
+    """What a gateway needs to refuse a hold of this product without asking."""
+    return Level(
+        available=product.available,
+        on_sale_from=product.sale_starts_at,
+        on_sale_until=product.sale_ends_at,
+        limited=product.max_per_customer is not None,
+    )
 
 
 def replies(decisions: Sequence[domain.Decision]) -> list[Message | None]:
     """The reply to send for each command (None: nothing to answer)."""
     return [d.reply for d in decisions]
+
+
+def expiries_of(holds: Sequence[domain.Hold]) -> ExpireHolds:
+    """One message carrying the expiry of each hold, as the delay queue will hand it back."""
+    return ExpireHolds(holds=[expiry_for(h) for h in holds])
 
 
 def expiry_for(hold: domain.Hold) -> ExpireHold:
@@ -279,11 +301,16 @@ async def sweep(
     publish: Callable[[Message, int], Awaitable[None]],
     now: datetime,
 ) -> tuple[int, int]:
-    """Re-issue ExpireHold / ExpireOrder, through the partitions, for whatever is overdue."""
+    """Re-issue expiries, through the partitions, for whatever is overdue: the holds of one
+    partition as one ExpireHolds, each unpaid order as an ExpireOrder."""
     grace = timedelta(seconds=settings.sweep_grace_seconds)
     late_holds, late_orders = await overdue(engine, grace, now)
+    by_partition: dict[str, list[ExpireHold]] = defaultdict(list)
     for hold_id, product_id in late_holds:
-        await publish(ExpireHold(hold_id=hold_id, product_id=product_id), product_id)
+        key = topology.product_routing_key(product_id, settings.partitions)
+        by_partition[key].append(ExpireHold(hold_id=hold_id, product_id=product_id))
+    for expiries in by_partition.values():
+        await publish(ExpireHolds(holds=expiries), expiries[0].product_id)
     for order_id, product_id in late_orders:
         await publish(ExpireOrder(order_id=order_id, product_id=product_id), product_id)
     return len(late_holds), len(late_orders)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -11,12 +13,23 @@ from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
 
 from shared import metrics, topology
-from shared.messages import InventoryCommand, Message, utcnow
-from shared.worker import WorkerContext, record_failure
+from shared.messages import (
+    ExpireHolds,
+    HoldsDecided,
+    InventoryCommand,
+    Message,
+    PlaceHolds,
+    StockLevels,
+    utcnow,
+)
+from shared.worker import WorkerContext, is_transient, record_failure
 from workers.inventory import domain, handlers
 from workers.inventory.batcher import Batcher
 
 log = logging.getLogger("workers.inventory")
+
+#: Most expiries one ExpireHolds carries.
+EXPIRIES_PER_MESSAGE = 5000
 
 
 def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
@@ -27,17 +40,60 @@ def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
 
 def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> None:
     partition = queue.name
+    follow_ups: set[asyncio.Task[None]] = set()
 
-    async def schedule_expiry(hold: domain.Hold) -> None:
+    async def publish_expiries(holds: Sequence[domain.Hold]) -> None:
+        # Not awaited by the next batch: a hold whose expiry is lost here (the worker dies
+        # before the broker confirms it) is expired by the sweep, which is what bounds it.
         exchange, _ = topology.hold_delay(ctx.settings.hold_ttl_seconds)
-        await ctx.bus.publish(
-            handlers.expiry_for(hold), exchange=exchange.name, routing_key=partition
-        )
+        try:
+            for start in range(0, len(holds), EXPIRIES_PER_MESSAGE):
+                chunk = holds[start : start + EXPIRIES_PER_MESSAGE]
+                await ctx.bus.publish(
+                    handlers.expiries_of(chunk), exchange=exchange.name, routing_key=partition
+                )
+        except Exception as exc:
+            log.warning(
+                "expiry not published; the sweep will expire these holds",
+                extra={"partition": partition, "holds": len(holds), "error": repr(exc)},
+            )
+
+    def after_commit(done: handlers.Committed) -> None:
+        jobs = [
+            ctx.bus.notify(
+                StockLevels(partition=partition, levels=done.levels),
+                exchange=topology.LEVELS_EXCHANGE.name,
+            )
+        ]
+        if done.to_expire:
+            jobs.append(publish_expiries(done.to_expire))
+        for job in jobs:
+            task = asyncio.create_task(job)
+            follow_ups.add(task)
+            task.add_done_callback(follow_ups.discard)
 
     async def process(commands: Sequence[domain.InventoryCommand]) -> list[domain.Decision]:
-        return await handlers.handle(ctx.engine, ctx.settings, commands, schedule_expiry)
+        started = time.perf_counter()
+        done = await handlers.handle(ctx.engine, ctx.settings, commands)
+        after_commit(done)
+        _observe(done, partition, time.perf_counter() - started)
+        return done.decisions
 
     batcher = Batcher(process, max_batch=ctx.settings.inventory_batch_size)
+
+    async def decide_envelope(envelope: PlaceHolds | ExpireHolds) -> HoldsDecided | None:
+        items: Sequence[domain.PlaceHold | domain.ExpireHold] = envelope.holds
+        results = await batcher.submit_many(items)
+        failed = [(c, r) for c, r in zip(items, results, strict=True) if isinstance(r, Exception)]
+        if any(is_transient(exc) for _, exc in failed):
+            raise failed[0][1]  # redelivered whole: what was committed replays unchanged
+        for item, exc in failed:  # decided alone and still failing: its requester gets a 503
+            await record_failure(ctx, partition, str(item.message_id), item.type, exc)
+        if isinstance(envelope, ExpireHolds):
+            return None
+        return HoldsDecided(
+            replies=[r.reply if isinstance(r, domain.Decision) else None for r in results]
+        )
 
     # Several deliveries in flight (prefetch), decided strictly one batch at a time, in order,
     # by the batcher: the single writer of this partition (see STYLE.md pitfalls on prefetch).
@@ -48,20 +104,65 @@ def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> 
         channel=Channel(prefetch_count=ctx.settings.inventory_batch_size),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=f"{partition}:consume",
-        description="Holds, expiries, restocks and order releases of this partition's products.",
+        description="Holds (one by one or in envelopes from each gateway), expiries, restocks "
+        "and order releases of this partition's products.",
     )
     async def on_command(command: InventoryCommand) -> Message | None:
         try:
+            if isinstance(command, PlaceHolds | ExpireHolds):
+                return await decide_envelope(command)
             decision = await batcher.submit(command)
         except Exception as exc:
             await record_failure(ctx, partition, str(command.message_id), command.type, exc)
             raise
-        _observe(decision, partition)
         return decision.reply
 
 
-def _observe(d: domain.Decision, partition: str) -> None:
-    """One log line and the metrics of a decision."""
+_HOT = (domain.HoldCreated, domain.HoldReplayed, domain.HoldDenied, domain.HoldExpired)
+
+
+def _observe(done: handlers.Committed, partition: str, seconds: float) -> None:
+    """The metrics of a batch, one log line for it, and a line for each rare decision."""
+    decisions = done.decisions
+    kinds: Counter[str] = Counter(type(d).__name__ for d in decisions)
+    refused: Counter[str] = Counter(d.reason for d in decisions if isinstance(d, domain.HoldDenied))
+    now = utcnow()
+    lateness = [
+        (now - d.hold.expires_at).total_seconds()
+        for d in decisions
+        if isinstance(d, domain.HoldExpired)
+    ]
+    metrics.HOLDS.labels("placed").inc(kinds["HoldCreated"])
+    metrics.HOLDS.labels("replayed").inc(kinds["HoldReplayed"])
+    metrics.HOLDS.labels("refused").inc(sum(refused.values()))
+    for reason, n in refused.items():
+        metrics.HOLDS_REFUSED.labels(reason).inc(n)
+    if lateness:
+        metrics.HOLD_EXPIRIES.inc(len(lateness))
+        for late in lateness:
+            metrics.HOLD_EXPIRY_LATENESS.observe(max(late, 0.0))
+    log.info(
+        "batch decided",
+        extra={
+            "partition": partition,
+            "commands": len(decisions),
+            "placed": kinds["HoldCreated"],
+            "replayed": kinds["HoldReplayed"],
+            "refused": dict(refused),
+            "expired": len(lateness),
+            "max_expiry_lateness_ms": int(max(lateness) * 1000) if lateness else None,
+            "available": {str(pid): level.available for pid, level in done.levels.items()},
+            "ms": round(seconds * 1000, 1),
+        },
+    )
+    detailed = log.isEnabledFor(logging.DEBUG)
+    for d in decisions:
+        if detailed or not isinstance(d, _HOT):
+            _observe_one(d, partition, now)
+
+
+def _observe_one(d: domain.Decision, partition: str, now: Any) -> None:
+    """One log line for one decision: INFO for rare ones, DEBUG for holds and expiries."""
     cmd = d.command
     ids: dict[str, Any] = {
         "partition": partition,
@@ -69,8 +170,7 @@ def _observe(d: domain.Decision, partition: str) -> None:
         "product_id": cmd.product_id,
     }
     if isinstance(d, domain.HoldCreated):
-        metrics.HOLDS.labels("placed").inc()
-        log.info(
+        log.debug(
             "hold placed",
             extra={
                 **ids,
@@ -81,13 +181,10 @@ def _observe(d: domain.Decision, partition: str) -> None:
             },
         )
     elif isinstance(d, domain.HoldReplayed):
-        metrics.HOLDS.labels("replayed").inc()
-        log.info("hold replayed", extra={**ids, "hold_id": str(d.hold.hold_id)})
+        log.debug("hold replayed", extra={**ids, "hold_id": str(d.hold.hold_id)})
     elif isinstance(d, domain.HoldDenied):
         assert isinstance(cmd, domain.PlaceHold)
-        metrics.HOLDS.labels("refused").inc()
-        metrics.HOLDS_REFUSED.labels(d.reason).inc()
-        log.info(
+        log.debug(
             "hold refused",
             extra={
                 **ids,
@@ -99,10 +196,8 @@ def _observe(d: domain.Decision, partition: str) -> None:
             },
         )
     elif isinstance(d, domain.HoldExpired):
-        lateness = (utcnow() - d.hold.expires_at).total_seconds()
-        metrics.HOLD_EXPIRIES.inc()
-        metrics.HOLD_EXPIRY_LATENESS.observe(max(lateness, 0.0))
-        log.info(
+        lateness = (now - d.hold.expires_at).total_seconds()
+        log.debug(
             "hold expired",
             extra={
                 **ids,
@@ -150,7 +245,7 @@ def sweeper(ctx: WorkerContext) -> list[Callable[[], Coroutine[Any, Any, None]]]
 
 
 async def sweep_once(ctx: WorkerContext) -> tuple[int, int]:
-    """Publish ExpireHold / ExpireOrder for everything past its expiry plus the grace period."""
+    """Publish ExpireHolds / ExpireOrder for everything past its expiry plus the grace period."""
 
     async def publish(message: Message, product_id: int) -> None:
         await ctx.bus.publish(

@@ -1,0 +1,110 @@
+"""Holds for one partition, coalesced per gateway process into one PlaceHolds message.
+
+A hold waits at most `linger` seconds (or until `max_batch` are waiting) and goes out in one
+envelope with everyone else's; the partition answers once, with each hold's own reply. At most
+`max_in_flight` envelopes per partition are unanswered at a time; past `max_waiting` holds
+queued behind them, the gateway is overloaded (429).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pydantic import TypeAdapter
+
+from shared.bus import ReplyTimeout
+from shared.messages import HoldReply, HoldsDecided, PlaceHold, PlaceHolds
+
+_decided = TypeAdapter(HoldsDecided)
+
+
+class Overloaded(Exception):
+    """Too many holds are already waiting for this partition."""
+
+
+class Sender(Protocol):
+    async def __call__(self, envelope: PlaceHolds, routing_key: str) -> bytes: ...
+
+
+@dataclass
+class _Partition:
+    waiting: list[tuple[PlaceHold, asyncio.Future[HoldReply]]] = field(default_factory=list)
+    in_flight: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+
+class HoldCoalescer:
+    """One per gateway process."""
+
+    def __init__(
+        self,
+        send: Sender,
+        *,
+        linger: float = 0.002,
+        max_batch: int = 200,
+        max_in_flight: int = 2,
+        max_waiting: int = 5000,
+    ) -> None:
+        self._send = send
+        self.linger = linger
+        self.max_batch = max_batch
+        self.max_in_flight = max_in_flight
+        self.max_waiting = max_waiting
+        self._partitions: dict[str, _Partition] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.envelopes = 0
+
+    async def place(self, cmd: PlaceHold, routing_key: str) -> HoldReply:
+        """Queue a hold for its partition and wait for its own reply."""
+        p = self._partitions.setdefault(routing_key, _Partition())
+        if len(p.waiting) >= self.max_waiting:
+            raise Overloaded(routing_key)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[HoldReply] = loop.create_future()
+        p.waiting.append((cmd, future))
+        if len(p.waiting) >= self.max_batch:
+            self._flush(routing_key)
+        elif p.timer is None:
+            p.timer = loop.call_later(self.linger, self._flush, routing_key)
+        return await future
+
+    def _flush(self, routing_key: str) -> None:
+        p = self._partitions[routing_key]
+        if p.timer is not None:
+            p.timer.cancel()
+            p.timer = None
+        while p.waiting and p.in_flight < self.max_in_flight:
+            batch = p.waiting[: self.max_batch]
+            del p.waiting[: self.max_batch]
+            p.in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._deliver(routing_key, batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(
+        self, routing_key: str, batch: list[tuple[PlaceHold, asyncio.Future[HoldReply]]]
+    ) -> None:
+        p = self._partitions[routing_key]
+        commands = [c for c, _ in batch]
+        deadlines = [c.deadline for c in commands if c.deadline is not None]
+        envelope = PlaceHolds(holds=commands, deadline=max(deadlines) if deadlines else None)
+        try:
+            self.envelopes += 1
+            decided = _decided.validate_json(await self._send(envelope, routing_key))
+            for (_, future), reply in zip(batch, decided.replies, strict=True):
+                if future.done():
+                    continue
+                if reply is None:
+                    future.set_exception(ReplyTimeout("no decision for this hold"))
+                else:
+                    future.set_result(reply)
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        finally:
+            p.in_flight -= 1
+            if p.waiting and p.timer is None:
+                self._flush(routing_key)
