@@ -16,12 +16,30 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+
+from shared import roles
 
 RABBIT_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 RABBIT_USER = "rabbitmq"
-PG_USER = "postgres"
-DB_USER = DB_PASSWORD = DB_NAME = "flashsale"
-AMQP_USER = AMQP_PASSWORD = "flashsale"
+PG_USER = "postgres"  # the operating-system user the cluster runs as
+PG_SUPERUSER = "postgres"  # its database superuser: the launcher's, never the application's
+#: The superuser of data folders made before the roles existed (renamed to PG_SUPERUSER).
+LEGACY_DB_USER = "flashsale"
+
+# Development passwords of the local servers, one per role, kept here and nowhere else (the
+# defaults of FLASHSALE_AMQP_URL and FLASHSALE_DATABASE_URL name the operator's). `flashsale up`
+# sets them again at every start: change one here to rotate it (PG_SUPERUSER_PASSWORD: see
+# _admin_args). A deployment gets its own from its secret store (compose: .env).
+PG_SUPERUSER_PASSWORD = "dev-postgres-superuser"
+DB_OWNER_PASSWORD = "dev-flashsale-owner"
+DB_APP_PASSWORD = "dev-flashsale-app"
+DB_OPERATOR_PASSWORD = "flashsale"
+AMQP_USER = roles.AMQP_OPERATOR
+AMQP_PASSWORD = "flashsale"
+AMQP_PASSWORDS = {kind: f"dev-{kind}-amqp" for kind in roles.PROCESS_KINDS}
 
 
 class ServerError(RuntimeError):
@@ -87,6 +105,14 @@ def _as_user(user: str, argv: list[str]) -> list[str]:
     if os.geteuid() != 0:
         return argv
     return ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *argv]
+
+
+def _chown(path: Path, user: str, mode: int) -> None:
+    """One file or folder, to the server's user (when root) and `mode`."""
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam(user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    os.chmod(path, mode)
 
 
 def _chown_tree(path: Path, user: str) -> None:
@@ -161,6 +187,8 @@ class LocalServers:
     prometheus_port: int = 0
     dist_port: int = 0
     started_epmd: bool = field(default=False)
+    #: The owner may create databases (the tests' scratch databases for migrations).
+    owner_createdb: bool = False
 
     def __post_init__(self) -> None:
         self.home = self.home.resolve()
@@ -177,6 +205,11 @@ class LocalServers:
         return self.home / "postgres"
 
     @property
+    def pg_socket_dir(self) -> Path:
+        """Where the Unix socket is: only the server's user may enter (mode 0700)."""
+        return self.pg_dir / "run"
+
+    @property
     def rabbit_log(self) -> Path:
         return self.rabbit_dir / "log" / "node.log"
 
@@ -186,11 +219,35 @@ class LocalServers:
 
     @property
     def amqp_url(self) -> str:
+        """The operator's (CLI, management UI): it may do everything."""
         return f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@127.0.0.1:{self.amqp_port}/"
 
     @property
-    def database_url(self) -> str:
-        return f"postgresql+asyncpg://{DB_USER}:{DB_PASSWORD}@127.0.0.1:{self.pg_port}/{DB_NAME}"
+    def amqp_urls(self) -> dict[str, str]:
+        """Process kind → the URL of its own broker user."""
+        return {
+            kind: f"amqp://{roles.amqp_user(kind)}:{password}@127.0.0.1:{self.amqp_port}/"
+            for kind, password in AMQP_PASSWORDS.items()
+        }
+
+    def _database_url(self, user: str, password: str) -> str:
+        return f"postgresql+asyncpg://{user}:{password}@127.0.0.1:{self.pg_port}/{roles.DB_NAME}"
+
+    @property
+    def app_database_url(self) -> str:
+        """What the gateway and the workers use: rows only, owns nothing."""
+        return self._database_url(roles.DB_APP, DB_APP_PASSWORD)
+
+    @property
+    def owner_database_url(self) -> str:
+        """The schema's owner: migrations."""
+        return self._database_url(roles.DB_OWNER, DB_OWNER_PASSWORD)
+
+    @property
+    def operator_database_url(self) -> str:
+        """A person at the command line: the application's rights (FLASHSALE_DATABASE_URL's
+        default on the launcher's port)."""
+        return self._database_url(roles.DB_OPERATOR, DB_OPERATOR_PASSWORD)
 
     @property
     def management_url(self) -> str:
@@ -203,6 +260,7 @@ class LocalServers:
     # ---- RabbitMQ ---------------------------------------------------------------------
     def _rabbit_env(self) -> dict[str, str]:
         conf = self.rabbit_dir / "rabbitmq.conf"
+        loopback = "-kernel inet_dist_use_interface {127,0,0,1}"
         return {
             **os.environ,
             "HOME": "/var/lib/rabbitmq" if os.geteuid() == 0 else os.environ.get("HOME", "/"),
@@ -215,6 +273,10 @@ class LocalServers:
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.rabbit_dir / "enabled_plugins"),
             "RABBITMQ_NODE_PORT": str(self.amqp_port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
+            # Erlang distribution and the port mapper (when this node starts it) on loopback
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": loopback,
+            "RABBITMQ_CTL_ERL_ARGS": loopback,
         }
 
     def _write_rabbit_config(self) -> None:
@@ -231,6 +293,7 @@ class LocalServers:
                     "management.tcp.ip = 127.0.0.1",
                     f"prometheus.tcp.port = {self.prometheus_port}",
                     "prometheus.tcp.ip = 127.0.0.1",
+                    # the operator; the processes' users are added once the node is up
                     f"default_user = {AMQP_USER}",
                     f"default_pass = {AMQP_PASSWORD}",
                     "default_user_tags.administrator = true",
@@ -246,6 +309,7 @@ class LocalServers:
             )
         )
         _chown_tree(self.rabbit_dir, RABBIT_USER)
+        _chown(self.rabbit_dir, RABBIT_USER, 0o700)  # its configuration has the operator's password
 
     def rabbit_pid(self) -> int | None:
         """Pid of the running node, if its pid file names a live process."""
@@ -256,29 +320,30 @@ class LocalServers:
         return pid if pid_alive(pid) else None
 
     def start_rabbit(self, timeout: float = 90.0) -> int:
-        """Start the node (or find it running) and wait until AMQP and the UI answer."""
-        if (pid := self.rabbit_pid()) is not None:
-            self._wait_rabbit(timeout, pid)
-            return pid
-        for port, what in [(self.amqp_port, "AMQP"), (self.mgmt_port, "management UI")]:
-            if port_taken(port):
-                raise ServerError(f"port {port} ({what}) is taken by another process")
-        self._write_rabbit_config()
-        self.started_epmd = not _epmd_running()
-        out = (self.rabbit_dir / "log" / "startup.log").open("ab")
-        proc = subprocess.Popen(
-            _as_user(RABBIT_USER, [RABBIT_SERVER]),
-            env=self._rabbit_env(),
-            cwd=self.rabbit_dir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        out.close()
-        self.rabbit_pid_file.write_text(str(proc.pid))
-        self._wait_rabbit(timeout, proc.pid)
-        return proc.pid
+        """Start the node (or find it running), wait until AMQP and the UI answer, and give
+        each process kind its broker user."""
+        if (pid := self.rabbit_pid()) is None:
+            for port, what in [(self.amqp_port, "AMQP"), (self.mgmt_port, "management UI")]:
+                if port_taken(port):
+                    raise ServerError(f"port {port} ({what}) is taken by another process")
+            self._write_rabbit_config()
+            self.started_epmd = not _epmd_running()
+            out = (self.rabbit_dir / "log" / "startup.log").open("ab")
+            proc = subprocess.Popen(
+                _as_user(RABBIT_USER, [RABBIT_SERVER]),
+                env=self._rabbit_env(),
+                cwd=self.rabbit_dir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            out.close()
+            self.rabbit_pid_file.write_text(str(proc.pid))
+            pid = proc.pid
+        self._wait_rabbit(timeout, pid)
+        roles.provision_broker(self.management_url, (AMQP_USER, AMQP_PASSWORD), AMQP_PASSWORDS)
+        return pid
 
     def _wait_rabbit(self, timeout: float, pid: int) -> None:
         import httpx
@@ -324,6 +389,10 @@ class LocalServers:
     def _pg_data(self) -> Path:
         return self.pg_dir / "data"
 
+    @property
+    def pg_hba(self) -> Path:
+        return self._pg_data / "pg_hba.conf"
+
     def _pg(self, tool: str) -> str:
         bin_dir = pg_bin_dir()
         if bin_dir is None:
@@ -332,9 +401,9 @@ class LocalServers:
 
     def _init_postgres(self) -> None:
         self.pg_dir.mkdir(parents=True, exist_ok=True)
-        (self.pg_dir / "run").mkdir(exist_ok=True)
         pwfile = self.pg_dir / "pwfile"
-        pwfile.write_text(DB_PASSWORD + "\n")
+        pwfile.write_text(PG_SUPERUSER_PASSWORD + "\n")
+        pwfile.chmod(0o600)
         _chown_tree(self.pg_dir, PG_USER)
         result = subprocess.run(
             _as_user(
@@ -344,10 +413,9 @@ class LocalServers:
                     "-D",
                     str(self._pg_data),
                     "-U",
-                    DB_USER,
+                    PG_SUPERUSER,
                     f"--pwfile={pwfile}",
-                    "--auth-local=trust",
-                    "--auth-host=scram-sha-256",
+                    "--auth=scram-sha-256",
                     "-E",
                     "UTF8",
                     "--no-instructions",
@@ -360,6 +428,27 @@ class LocalServers:
         pwfile.unlink()
         if result.returncode != 0:
             raise ServerError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
+        self._write_pg_hba()
+
+    def _write_pg_hba(self) -> bool:
+        """Password (SCRAM) for every connection, socket and loopback; whether it changed."""
+        text = (
+            "# Written by the launcher (shared/localservers.py); every login needs its password.\n"
+            "# TYPE  DATABASE  USER  ADDRESS       METHOD\n"
+            "local   all       all                 scram-sha-256\n"
+            "host    all       all   127.0.0.1/32  scram-sha-256\n"
+            "host    all       all   ::1/128       scram-sha-256\n"
+        )
+        if self.pg_hba.exists() and self.pg_hba.read_text() == text:
+            return False
+        self.pg_hba.write_text(text)
+        _chown(self.pg_hba, PG_USER, 0o600)
+        return True
+
+    def _trusting(self) -> bool:
+        """Whether pg_hba.conf lets anyone in without a password (an older data folder)."""
+        lines = self.pg_hba.read_text().splitlines() if self.pg_hba.exists() else []
+        return any("trust" in line.split() for line in lines if not line.lstrip().startswith("#"))
 
     def postgres_running(self) -> bool:
         pid_file = self._pg_data / "postmaster.pid"
@@ -370,15 +459,20 @@ class LocalServers:
         return pid_alive(pid)
 
     def start_postgres(self, timeout: float = 60.0) -> None:
-        """Initialise the cluster on first use, start it, create the database, wait for it."""
+        """Initialise the cluster on first use, start it, and set up its roles and database."""
         if not (self._pg_data / "PG_VERSION").exists():
             self._init_postgres()
+        self.pg_socket_dir.mkdir(parents=True, exist_ok=True)
+        for private in (self.pg_dir, self.pg_socket_dir):
+            _chown(private, PG_USER, 0o700)
         if not self.postgres_running():
             if port_taken(self.pg_port):
                 raise ServerError(f"port {self.pg_port} (PostgreSQL) is taken by another process")
+            if not self._trusting():
+                self._write_pg_hba()
             options = (
-                f"-p {self.pg_port} -k {self.pg_dir / 'run'} -c listen_addresses=127.0.0.1 "
-                "-c max_connections=300"
+                f"-p {self.pg_port} -k {self.pg_socket_dir} -c listen_addresses=127.0.0.1 "
+                "-c unix_socket_permissions=0700 -c max_connections=300"
             )
             result = subprocess.run(
                 _as_user(
@@ -407,19 +501,69 @@ class LocalServers:
                 raise ServerError(
                     "PostgreSQL did not start; its log ends with:\n" + log_tail(self.pg_log)
                 )
-        self._create_database()
+        roles.run_sync(self._provision_postgres())
 
-    def _create_database(self) -> None:
-        psql = [self._pg("psql"), "-h", str(self.pg_dir / "run"), "-p", str(self.pg_port)]
-        psql += ["-U", DB_USER, "-d", "postgres", "-tAc"]
-        found = subprocess.run(
-            [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"],
-            capture_output=True,
-            text=True,
-            check=True,
+    def _admin_args(self, user: str = PG_SUPERUSER) -> dict[str, Any]:
+        """asyncpg arguments of the superuser over the socket. To rotate its password: ALTER
+        ROLE postgres PASSWORD '...' as it, then change PG_SUPERUSER_PASSWORD."""
+        return {
+            "host": str(self.pg_socket_dir),
+            "port": self.pg_port,
+            "user": user,
+            "password": PG_SUPERUSER_PASSWORD,
+        }
+
+    async def _provision_postgres(self) -> None:
+        if self._trusting():
+            await self._end_trust()
+        elif self._write_pg_hba():
+            await self._reload_postgres()
+        await roles.provision_database(
+            self._admin_args(),
+            DB_OWNER_PASSWORD,
+            DB_APP_PASSWORD,
+            DB_OPERATOR_PASSWORD,
+            owner_createdb=self.owner_createdb,
         )
-        if found.stdout.strip() != "1":
-            subprocess.run([*psql, f"CREATE DATABASE {DB_NAME}"], capture_output=True, check=True)
+
+    async def _reload_postgres(self) -> None:
+        conn = await asyncpg.connect(**self._admin_args(), database="postgres")
+        try:
+            await conn.execute("SELECT pg_reload_conf()")
+        finally:
+            await conn.close()
+
+    async def _end_trust(self) -> None:
+        """Upgrade a data folder made when the socket trusted anyone and `flashsale` was the
+        superuser: that superuser becomes PG_SUPERUSER with a password, then trust ends."""
+        helper = "flashsale_upgrade"  # a session cannot rename its own user
+        sock = {"host": str(self.pg_socket_dir), "port": self.pg_port, "database": "postgres"}
+        try:
+            conn = await asyncpg.connect(**sock, user=LEGACY_DB_USER)
+        except asyncpg.InvalidAuthorizationSpecificationError:  # renamed by an earlier attempt
+            conn = await asyncpg.connect(**sock, user=PG_SUPERUSER)
+        try:
+            await conn.execute(
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{helper}') "
+                f"THEN CREATE ROLE {helper} SUPERUSER LOGIN; END IF; END $$"
+            )
+        finally:
+            await conn.close()
+        conn = await asyncpg.connect(**sock, user=helper)
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", PG_SUPERUSER):
+                await conn.execute(f"ALTER ROLE {LEGACY_DB_USER} RENAME TO {PG_SUPERUSER}")
+            verifier = roles.scram_verifier(PG_SUPERUSER_PASSWORD)
+            await conn.execute(f"ALTER ROLE {PG_SUPERUSER} SUPERUSER LOGIN PASSWORD '{verifier}'")
+            self._write_pg_hba()
+            await conn.execute("SELECT pg_reload_conf()")
+        finally:
+            await conn.close()
+        conn = await asyncpg.connect(**self._admin_args(), database="postgres")
+        try:
+            await conn.execute(f"DROP ROLE IF EXISTS {helper}")
+        finally:
+            await conn.close()
 
     def stop_postgres(self) -> None:
         """Fast shutdown: open transactions are rolled back, nothing committed is lost."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from shared import roles
 from shared.cli.supervisor import Child, Supervisor
 from shared.db.migrate import upgrade
 from shared.db.session import make_engine
@@ -21,6 +22,7 @@ from shared.demo import seed
 from shared.localservers import (
     AMQP_PASSWORD,
     AMQP_USER,
+    DB_OWNER_PASSWORD,
     LocalServers,
     ServerError,
     ensure_packages,
@@ -62,28 +64,47 @@ def _say(line: str) -> None:
 
 
 def _children(opts: LaunchOptions, servers: LocalServers) -> list[Child]:
+    """Each process with the application's database role and a broker user of its own kind."""
     env = {
         **os.environ,
-        "FLASHSALE_AMQP_URL": servers.amqp_url,
-        "FLASHSALE_DATABASE_URL": servers.database_url,
+        "FLASHSALE_DATABASE_URL": servers.app_database_url,
         "FLASHSALE_HTTP_PORT": str(opts.http_port),
         "FLASHSALE_LOG_FORMAT": opts.log_format,
         "PYTHONUNBUFFERED": "1",
     }
+    amqp = servers.amqp_urls
     logs = opts.home / "logs"
     py = sys.executable
-    children = [Child("gateway", [py, "-m", "gateway.main"], env, logs / "gateway.log")]
+    gateway_env = {**env, "FLASHSALE_AMQP_URL": amqp["gateway"]}
+    children = [Child("gateway", [py, "-m", "gateway.main"], gateway_env, logs / "gateway.log")]
     workers = [f"inventory-{i + 1}" for i in range(opts.inventory_replicas)] + [
         "orders",
         "payments",
     ]
     for n, name in enumerate(workers):
-        module = name.split("-")[0]
-        worker_env = {**env, "FLASHSALE_METRICS_PORT": str(opts.http_port + 101 + n)}
+        kind = name.split("-")[0]
+        worker_env = {
+            **env,
+            "FLASHSALE_AMQP_URL": amqp[kind],
+            "FLASHSALE_METRICS_PORT": str(opts.http_port + 101 + n),
+        }
         children.append(
-            Child(name, [py, "-m", f"workers.{module}.main"], worker_env, logs / f"{name}.log")
+            Child(name, [py, "-m", f"workers.{kind}.main"], worker_env, logs / f"{name}.log")
         )
     return children
+
+
+def _declare_topology(servers: LocalServers) -> None:
+    """Every exchange and queue, as the operator: the processes' users may not create them."""
+    settings = Settings(amqp_url=servers.amqp_url)  # the children's environment, too
+    roles.run_sync(
+        roles.declare_topology(
+            servers.amqp_url,
+            settings.partitions,
+            settings.hold_ttl_seconds,
+            settings.payment_window_seconds,
+        )
+    )
 
 
 def _write_state(opts: LaunchOptions, servers: LocalServers, sup: Supervisor) -> None:
@@ -123,8 +144,10 @@ def _banner(opts: LaunchOptions, servers: LocalServers, sup: Supervisor) -> None
         f"password {AMQP_PASSWORD})"
     )
     _say(f"  RabbitMQ metrics    http://127.0.0.1:{servers.prometheus_port}/metrics")
-    _say(f"  AMQP                {servers.amqp_url}")
-    _say(f"  PostgreSQL          {servers.database_url}")
+    _say(f"  AMQP (operator)     {servers.amqp_url}")
+    _say(f"  PostgreSQL          {servers.operator_database_url}")
+    owner = servers.owner_database_url.replace(f":{DB_OWNER_PASSWORD}@", ":***@")
+    _say(f"  Migrations (owner)  {owner}  (password in shared/localservers.py)")
     _say(f"  Logs                {opts.home / 'logs'}")
     _say("  Processes           " + ", ".join(f"{k} {v}" for k, v in sup.pids().items()))
     _say("Stop with Ctrl-C here, or `flashsale down` from another terminal.")
@@ -161,7 +184,8 @@ def up(opts: LaunchOptions) -> int:
     try:
         servers.start()
         _say("migrating the database ...")
-        upgrade(servers.database_url)
+        upgrade(servers.owner_database_url)
+        _declare_topology(servers)
         if opts.seed:
             added = asyncio.run(_seed(servers))
             _say(f"seeded {added} demo product(s)" if added else "demo products already present")
@@ -190,7 +214,7 @@ def up(opts: LaunchOptions) -> int:
 
 
 async def _seed(servers: LocalServers) -> int:
-    engine = make_engine(Settings(database_url=servers.database_url), pool_size=1)
+    engine = make_engine(Settings(database_url=servers.app_database_url), pool_size=1)
     try:
         return await seed(engine)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 
+from shared.roles import grant_app, run_sync
 from shared.settings import PROJECT_ROOT
 
 
@@ -17,8 +18,10 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Migrate up to `revision` (synchronous; call it outside a running event loop)."""
+    """Migrate up to `revision` as the schema's owner (synchronous; call it outside a running
+    event loop), then grant the application role its rights on every table, if it exists."""
     command.upgrade(alembic_config(database_url), revision)
+    run_sync(grant_app(database_url))
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:
