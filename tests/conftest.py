@@ -15,7 +15,8 @@ from tests.harness import System
 
 @pytest.fixture(scope="session")
 def servers() -> Iterator[server_sources.ServerSet]:
-    """Real RabbitMQ and PostgreSQL for the whole session, stopped even when tests fail."""
+    """Real RabbitMQ and PostgreSQL for the whole session, migrated by the schema owner, stopped
+    even when tests fail."""
     found = server_sources.start()
     try:
         upgrade(found.database_url)
@@ -26,8 +27,9 @@ def servers() -> Iterator[server_sources.ServerSet]:
 
 @pytest.fixture(scope="session")
 def system(servers: server_sources.ServerSet) -> Iterator[System]:
-    """Gateway, two inventory workers, orders and payments workers as real processes."""
-    running = System(servers.amqp_url, servers.database_url).start()
+    """Gateway, two inventory workers, orders and payments workers as real processes, each with
+    the application's database role and a broker user of its own kind."""
+    running = System.on(servers).start()
     try:
         yield running
     finally:
@@ -36,7 +38,7 @@ def system(servers: server_sources.ServerSet) -> Iterator[System]:
 
 @pytest.fixture(scope="session")
 async def engine(servers: server_sources.ServerSet) -> AsyncIterator[AsyncEngine]:
-    """Direct database access, to check what the system wrote."""
+    """Direct database access as the schema owner, to check (or corrupt) what the system wrote."""
     eng = create_async_engine(servers.database_url, pool_size=5)
     yield eng
     await eng.dispose()

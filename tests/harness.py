@@ -19,8 +19,9 @@ from typing import Any
 
 import httpx
 
+from shared import roles
 from shared.localservers import free_port, log_tail, stop_pid
-from shared.settings import PROJECT_ROOT
+from shared.settings import PROJECT_ROOT, Settings
 
 ADMIN_TOKEN = "test-admin-token"
 WEBHOOK_SECRETS = ["test-webhook-secret-new", "test-webhook-secret-old"]
@@ -86,7 +87,11 @@ class Proc:
 
 @dataclass
 class System:
-    """A gateway plus workers, as separate OS processes, on the given broker and database."""
+    """A gateway plus workers, as separate OS processes, on the given broker and database.
+
+    Every process uses `amqp_url` unless `amqp_urls` names a URL (its own broker user) for its
+    kind; then `amqp_url` is the operator's, which declares the topology first.
+    """
 
     amqp_url: str
     database_url: str
@@ -99,16 +104,23 @@ class System:
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="flashsale-logs-")))
     http_port: int = field(default_factory=free_port)
     started: int = 0
+    amqp_urls: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def on(cls, servers: Any, **kw: Any) -> System:
+        """A system whose processes use the servers' least-privilege roles, where they have
+        them: the application's database role and a broker user per kind."""
+        return cls(servers.amqp_url, servers.app_database_url, amqp_urls=servers.amqp_urls, **kw)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def env(self) -> dict[str, str]:
+    def env(self, kind: str | None = None) -> dict[str, str]:
         return {
             **{k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")},
             "FLASHSALE_ENV": "test",
-            "FLASHSALE_AMQP_URL": self.amqp_url,
+            "FLASHSALE_AMQP_URL": self.amqp_urls.get(kind or "", self.amqp_url),
             "FLASHSALE_DATABASE_URL": self.database_url,
             "FLASHSALE_HTTP_PORT": str(self.http_port),
             "FLASHSALE_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -127,7 +139,7 @@ class System:
         """Start one more process of `kind` (e.g. a standby inventory worker)."""
         self.started += 1  # never reuse a name: a replaced entry would never be stopped
         name = f"{kind}-{self.started}"
-        env = self.env()
+        env = self.env(kind)
         if kind != "gateway":
             env["FLASHSALE_METRICS_PORT"] = str(free_port())
         proc = Proc(name, MODULES[kind], env, self.logs / f"{name}.log")
@@ -135,8 +147,45 @@ class System:
         self.procs[name] = proc
         return proc
 
+    def add_gateway(self) -> str:
+        """One more gateway process, on a port of its own; its base URL."""
+        self.started += 1
+        name = f"gateway-{self.started}"
+        port = free_port()
+        env = {**self.env("gateway"), "FLASHSALE_HTTP_PORT": str(port)}
+        proc = Proc(name, MODULES["gateway"], env, self.logs / f"{name}.log")
+        proc.start()
+        self.procs[name] = proc
+        base_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                    return base_url
+            self._check_alive()
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} not ready:\n" + self.tail(name))
+
+    def declare_topology(self) -> None:
+        """As the operator, for the processes' settings: their own users may not create it."""
+        env = self.env()
+
+        def number(name: str) -> int:
+            return int(env.get(f"FLASHSALE_{name.upper()}", Settings.model_fields[name].default))
+
+        roles.run_sync(
+            roles.declare_topology(
+                self.amqp_url,
+                number("partitions"),
+                number("hold_ttl_seconds"),
+                number("payment_window_seconds"),
+            )
+        )
+
     def start(self) -> System:
         try:
+            if self.amqp_urls:
+                self.declare_topology()
             for kind, count in self.workers.items():
                 for _ in range(count):
                     self.add(kind)
@@ -203,8 +252,11 @@ class System:
             shutil.rmtree(self.logs, ignore_errors=True)
 
 
-def new_vhost(management_url: str, auth: tuple[str, str], user: str) -> str:
-    """A fresh virtual host (isolated queues) that `user` may use."""
+def new_vhost(
+    management_url: str, auth: tuple[str, str], user: str, kinds: list[str] | None = None
+) -> str:
+    """A fresh virtual host (isolated queues) that `user` may use, and each of `kinds`' broker
+    users with its own permissions."""
     name = f"t-{uuid.uuid4().hex[:8]}"
     api = management_url.rstrip("/") + "/api"
     httpx.put(f"{api}/vhosts/{name}", auth=auth, timeout=10).raise_for_status()
@@ -214,6 +266,7 @@ def new_vhost(management_url: str, auth: tuple[str, str], user: str) -> str:
         json={"configure": ".*", "write": ".*", "read": ".*"},
         timeout=10,
     ).raise_for_status()
+    roles.grant_vhost(management_url, auth, name, kinds or [])
     return name
 
 
@@ -231,13 +284,16 @@ def isolated_system(
     so this system does not act on the other tests' holds in the shared database.
     """
     assert servers.management_url, "needs the broker's management API"
-    vhost = new_vhost(servers.management_url, servers.management_auth, servers.management_auth[0])
+    kinds = list(servers.amqp_urls)
+    auth = servers.management_auth
+    vhost = new_vhost(servers.management_url, auth, auth[0], kinds)
     amqp = with_vhost(servers.amqp_url, vhost)
     system = System(
         amqp,
-        servers.database_url,
+        servers.app_database_url,
         workers=workers,
         overrides={"FLASHSALE_SWEEP_INTERVAL_SECONDS": "3600", **(overrides or {})},
+        amqp_urls={kind: with_vhost(url, vhost) for kind, url in servers.amqp_urls.items()},
     )
     try:
         yield system.start(), vhost, amqp
