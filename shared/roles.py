@@ -340,6 +340,23 @@ def run_sync(coro: Awaitable[T]) -> T:
         return pool.submit(asyncio.run, wrapped()).result()
 
 
+def _wait_for_management(management_url: str, auth: tuple[str, str], timeout: float = 90) -> None:
+    """The broker's HTTP API can come up a little after the node answers its health check."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            r = httpx.get(f"{management_url.rstrip('/')}/api/overview", auth=auth, timeout=5)
+            if r.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the broker's management API at {management_url} did not answer")
+        time.sleep(1)
+
+
 def main() -> None:
     """`python -m shared.roles`: a deployment's database roles, broker users and topology, from
     its environment (compose's `provision` service; idempotent, run it at every start).
@@ -355,6 +372,7 @@ def main() -> None:
     from shared.settings import Settings
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     log = logging.getLogger("provision")
     env = os.environ
     settings = Settings()
@@ -367,12 +385,11 @@ def main() -> None:
     )
     log.info("database roles %s and %s, database %s: ready", DB_OWNER, DB_APP, DB_NAME)
     operator = urlsplit(settings.amqp_url)
+    auth = (unquote(operator.username or ""), unquote(operator.password or ""))
+    management = env["FLASHSALE_PROVISION_MANAGEMENT_URL"]
     passwords = {kind: env[f"FLASHSALE_AMQP_{kind.upper()}_PASSWORD"] for kind in PROCESS_KINDS}
-    provision_broker(
-        env["FLASHSALE_PROVISION_MANAGEMENT_URL"],
-        (unquote(operator.username or ""), unquote(operator.password or "")),
-        passwords,
-    )
+    _wait_for_management(management, auth)
+    provision_broker(management, auth, passwords)
     log.info("broker users %s: ready", ", ".join(amqp_user(kind) for kind in passwords))
     run_sync(
         declare_topology(
