@@ -91,22 +91,36 @@ def history(database_url: str, product_id: int, at_least: int) -> int:
 
 async def _expired_between(
     database_url: str, product_id: int, start: datetime, end: datetime
-) -> int:
+) -> dict[str, Any]:
     engine = create_async_engine(database_url)
+    late = func.extract("epoch", holds.c.updated_at - holds.c.expires_at) * 1000
     try:
         async with engine.connect() as conn:
-            query = select(func.count()).where(
+            query = select(
+                func.count(),
+                func.percentile_cont(0.5).within_group(late),
+                func.percentile_cont(0.99).within_group(late),
+                func.max(late),
+            ).where(
                 holds.c.product_id == product_id,
                 holds.c.status == "expired",
                 holds.c.updated_at.between(start, end),
             )
-            return int((await conn.execute(query)).scalar_one())
+            n, p50, p99, worst = (await conn.execute(query)).one()
     finally:
         await engine.dispose()
+    ms = [None if v is None else round(float(v), 1) for v in (p50, p99, worst)]
+    return {
+        "expired_in_window": int(n),
+        "expiry_late_ms": dict(zip(("p50", "p99", "max"), ms, strict=True)),
+    }
 
 
-def expired_between(database_url: str, product_id: int, start: datetime, end: datetime) -> int:
-    """Holds of the product whose expiry came back between `start` and `end`."""
+def expired_between(
+    database_url: str, product_id: int, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """How many of the product's holds expired between `start` and `end`, and how late after
+    their `expires_at` (ms)."""
     return asyncio.run(_expired_between(database_url, product_id, start, end))
 
 

@@ -96,8 +96,11 @@ def table(results: dict[str, Any]) -> str:
         for e in results["scenarios"]:
             lines.append(_row({**e, "name": "  " + e["name"]}))
             if "expired_in_window" in e:
+                late = e["expiry_late_ms"]
                 lines.append(
-                    f"    expiries that came back inside the window: {e['expired_in_window']}"
+                    f"    expiries that came back inside the window: {e['expired_in_window']:,}, "
+                    f"late after expires_at p50 {_num(late['p50'])} ms, "
+                    f"p99 {_num(late['p99'])} ms, max {_num(late['max'])} ms"
                 )
             if "hold_rows" in e:
                 lines.append(

@@ -2,7 +2,8 @@
 
 Every design gets the same script: `POST /api/holds` with `{"product_id": N, "qty": 1}`, N one
 product or a random one of a list. A sold-out run counts answers by status, so its figure counts
-409s, not every failure.
+409s, not every failure. Each run prints its latency quantiles on a fine grid, so runs of the
+same design can be merged into one distribution.
 """
 
 from __future__ import annotations
@@ -39,33 +40,39 @@ end
 
 #: Counting answers by status costs wrk CPU (it hands each answer to Lua): only where it matters.
 _COUNT_STATUSES = """
+statuses = {}
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+"""
+
+_DONE = """
 local threads = {}
 
 function setup(thread)
   table.insert(threads, thread)
 end
 
-function response(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
-end
-
 function done(summary, latency, requests)
   for _, thread in ipairs(threads) do
-    for status, count in pairs(thread:get("statuses")) do
-      io.write(string.format("status %d %d\\n", status, count))
+    for status, count in pairs(thread:get("statuses") or {}) do
+      io.write(string.format("status %%d %%d\\n", status, count))
     end
   end
+  for i = 1, %(grid)d do
+    io.write(string.format("quantile %%d\\n", latency:percentile(100 * (i - 0.5) / %(grid)d)))
+  end
 end
-
-statuses = {}
 """
 
-_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+#: Latency quantiles each run prints: the midpoints of this many equal slices of its requests.
+GRID = 1000
 
 
 @dataclass
 class Run:
-    """What one wrk run measured."""
+    """What one wrk run (or several merged) measured."""
 
     connections: int
     seconds: float
@@ -75,7 +82,8 @@ class Run:
     #: answers by status, when the run counted them
     statuses: dict[int, int] = field(default_factory=dict)
     socket_errors: int = 0
-    latency_ms: dict[str, float] = field(default_factory=dict)
+    #: (latency ms, share of the requests it stands for), from each run's quantile grid
+    quantiles: list[tuple[float, float]] = field(default_factory=list)
     raw: str = ""
 
     @property
@@ -87,6 +95,18 @@ class Run:
         """Answers with this status per second (needs a run that counted statuses)."""
         return self.statuses.get(status, 0) / self.seconds
 
+    def latency_ms(self, percent: float) -> float | None:
+        """The latency under which `percent` % of the requests were answered."""
+        if not self.quantiles:
+            return None
+        total = sum(w for _, w in self.quantiles)
+        seen = 0.0
+        for value, weight in sorted(self.quantiles):
+            seen += weight
+            if seen >= total * percent / 100:
+                return round(value, 2)
+        return round(max(v for v, _ in self.quantiles), 2)
+
     def figures(self) -> dict[str, Any]:
         """The fields every result of the report has."""
         figures: dict[str, Any] = {
@@ -94,9 +114,9 @@ class Run:
             "seconds": round(self.seconds, 2),
             "requests": self.requests,
             "holds_per_s": round(self.ok_per_s, 1),
-            "p50_ms": self.latency_ms.get("50%"),
-            "p90_ms": self.latency_ms.get("90%"),
-            "p99_ms": self.latency_ms.get("99%"),
+            "p50_ms": self.latency_ms(50),
+            "p90_ms": self.latency_ms(90),
+            "p99_ms": self.latency_ms(99),
             "non_2xx": self.non_2xx,
             "socket_errors": self.socket_errors,
         }
@@ -105,29 +125,42 @@ class Run:
         return figures
 
 
-def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
-    return round(float(number) * _UNITS_MS[unit], 2)
+def merge(runs: list[Run]) -> Run:
+    """Runs of one design at one load as one run: counts add up, latencies pool."""
+    merged = Run(runs[0].connections, sum(r.seconds for r in runs))
+    for r in runs:
+        merged.requests += r.requests
+        merged.non_2xx += r.non_2xx
+        merged.socket_errors += r.socket_errors
+        for status, count in r.statuses.items():
+            merged.statuses[status] = merged.statuses.get(status, 0) + count
+        merged.quantiles += r.quantiles
+    return merged
 
 
 def parse(out: str, connections: int, seconds: float) -> Run:
-    """wrk's text output (with `--latency` and our `done`) as figures."""
+    """wrk's text output (with our `done`) as figures."""
     run = Run(connections, seconds, raw=out)
+    grid: list[float] = []
     for line in out.splitlines():
         parts = line.split()
         if not parts:
             continue
-        if parts[0] in ("50%", "75%", "90%", "99%") and len(parts) == 2:
-            run.latency_ms[parts[0]] = _ms(parts[1])
+        if parts[0] == "quantile" and len(parts) == 2:
+            grid.append(int(parts[1]) / 1000)  # wrk measures in µs
         elif parts[0] == "status" and len(parts) == 3:
             run.statuses[int(parts[1])] = int(parts[2])
         elif "requests in" in line:
             run.requests = int(parts[0])
-            run.seconds = _ms(parts[3].rstrip(",")) / 1000
+            duration = re.fullmatch(r"([\d.]+)(ms|s|m)", parts[3].rstrip(","))
+            if duration:
+                scale = {"ms": 0.001, "s": 1.0, "m": 60.0}[duration.group(2)]
+                run.seconds = float(duration.group(1)) * scale
         elif "Non-2xx" in line:
             run.non_2xx = int(parts[-1])
         elif line.strip().startswith("Socket errors:"):
             run.socket_errors = sum(int(n) for n in re.findall(r"\d+", line))
+    run.quantiles = [(v, run.requests / len(grid)) for v in grid] if run.requests else []
     return run
 
 
@@ -137,7 +170,7 @@ def script(product_ids: list[int], count_statuses: bool) -> str:
         text = _ONE_PRODUCT % {"id": product_ids[0]}
     else:
         text = _RANDOM_PRODUCT % {"ids": ", ".join(str(i) for i in product_ids)}
-    return text + (_COUNT_STATUSES if count_statuses else "")
+    return text + (_COUNT_STATUSES if count_statuses else "") + _DONE % {"grid": GRID}
 
 
 def drive(
@@ -160,7 +193,6 @@ def drive(
                 f"-d{max(1, round(seconds))}s",
                 "--timeout",
                 "10s",
-                "--latency",
                 "-s",
                 str(path),
                 f"{base_url}/api/holds",
