@@ -6,7 +6,7 @@ request line and headers within `max_header_bytes` and MAX_HEADERS (431), the he
 nothing came), a body within `max_body_bytes` (413: a Content-Length at once, a chunked body as
 soon as it passes the limit) and `max_connections` per process (503). Hold, order and webhook
 answers get `Cache-Control: no-store`; every answer gets `X-Content-Type-Options: nosniff`
-(a default header of the server, see `run`).
+(a default header of the server, set in gateway/main.py).
 """
 
 from __future__ import annotations
