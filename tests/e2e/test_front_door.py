@@ -29,9 +29,8 @@ MARGIN = 1.5  # seconds a loaded test machine may add to a deadline
 @pytest.fixture(scope="module")
 def door(servers: ServerSet) -> Iterator[System]:
     """A gateway alone (no worker is needed to refuse), with a short header deadline."""
-    system = System(
-        servers.amqp_url,
-        servers.database_url,
+    system = System.on(
+        servers,
         workers={},
         overrides={
             "FLASHSALE_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
@@ -50,9 +49,8 @@ def production(servers: ServerSet) -> Iterator[tuple[System, int]]:
     """A production gateway with strong secrets and a metrics port of its own."""
     metrics_port = free_port()
     strong = "p" * MIN_SECRET_LENGTH
-    system = System(
-        servers.amqp_url,
-        servers.database_url,
+    system = System.on(
+        servers,
         workers={},
         overrides={
             "FLASHSALE_ENV": "production",
@@ -293,9 +291,8 @@ def test_a_gateway_whose_metrics_port_is_taken_still_serves_the_api(servers: Ser
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        system = System(
-            servers.amqp_url,
-            servers.database_url,
+        system = System.on(
+            servers,
             workers={},
             overrides={"FLASHSALE_METRICS_PORT": str(port)},
         )
