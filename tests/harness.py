@@ -100,6 +100,8 @@ class System:
         default_factory=lambda: {"inventory": 2, "orders": 1, "payments": 1}
     )
     with_gateway: bool = True
+    #: gateway processes sharing the HTTP port, as `flashsale up` runs them
+    gateways: int = 1
     procs: dict[str, Proc] = field(default_factory=dict)
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="flashsale-logs-")))
     http_port: int = field(default_factory=free_port)
@@ -190,7 +192,8 @@ class System:
                 for _ in range(count):
                     self.add(kind)
             if self.with_gateway:
-                self.add("gateway")
+                for _ in range(self.gateways):  # on one port (SO_REUSEPORT)
+                    self.add("gateway")
                 self.wait_ready()
             self.wait_workers()
         except BaseException:
