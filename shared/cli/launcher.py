@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -42,7 +43,7 @@ class LaunchOptions:
     http_port: int
     inventory_replicas: int = 2
     seed: bool = True
-    node_name: str = "flashsale"
+    node_name: str = ""
     log_format: str = "json"
 
     def servers(self) -> LocalServers:
@@ -51,8 +52,19 @@ class LaunchOptions:
             amqp_port=self.amqp_port,
             mgmt_port=self.mgmt_port,
             pg_port=self.pg_port,
-            node_name=self.node_name,
+            node_name=self.node_name or self._node_name(),
         )
+
+    def _node_name(self) -> str:
+        """`flashsale` for the development folder, and for any folder that already has that
+        node's data; a name of its own elsewhere: the machine's epmd refuses a second node of a
+        name, so two folders started at once must not share one."""
+        if (
+            self.home == default_home().resolve()
+            or (self.home / "rabbitmq" / "mnesia" / "flashsale@localhost").exists()
+        ):
+            return "flashsale"
+        return "flashsale-" + hashlib.blake2b(str(self.home).encode(), digest_size=4).hexdigest()
 
     @property
     def state_file(self) -> Path:
