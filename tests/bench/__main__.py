@@ -42,13 +42,30 @@ def _parser() -> argparse.ArgumentParser:
         default=",".join(SCENARIOS),
         help=f"comma-separated, of: {', '.join(SCENARIOS)} (default: all)",
     )
-    parser.add_argument("--seconds", type=float, default=20, help="per headline/baseline run")
     parser.add_argument(
-        "--rounds", type=int, default=4, help="turns the designs take at the headline load"
+        "--seconds",
+        type=float,
+        default=20,
+        help="per design and load at the headline (default 20), split into the rounds",
     )
-    parser.add_argument("--growth-seconds", type=float, default=10, help="per growth point")
-    parser.add_argument("--clients", type=int, default=100, help="connections of the headline")
-    parser.add_argument("--inventory-workers", type=int, default=1)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="turns the designs take at the headline load (default 4)",
+    )
+    parser.add_argument(
+        "--growth-seconds",
+        type=float,
+        default=10,
+        help="per growth point (default 10; the expiry window is at least 10)",
+    )
+    parser.add_argument(
+        "--clients", type=int, default=100, help="connections of the headline (default 100)"
+    )
+    parser.add_argument(
+        "--inventory-workers", type=int, default=1, help="of this project (default 1)"
+    )
     parser.add_argument(
         "--json", type=Path, default=OUT / "bench.json", help="default: .local/bench/bench.json"
     )
@@ -60,11 +77,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def bench(args: argparse.Namespace, chosen: set[str], results: dict[str, Any]) -> None:
     """Run the chosen scenarios, filling `results` as they finish."""
+    report.progress("starting RabbitMQ and PostgreSQL")
     servers = server_sources.start()
     logs = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     try:
         upgrade(servers.database_url)
         with designs(servers, chosen, args, logs) as found:
+            if found:
+                report.progress(
+                    f"headline: {', '.join(report.DESIGNS[k] for k in found)} in turns, "
+                    f"{args.rounds} rounds of {args.seconds / args.rounds:.0f} s holds "
+                    f"+ {args.seconds / args.rounds:.0f} s sold out each"
+                )
             for key, figures in headlines(found, args.clients, args.seconds, args.rounds):
                 if key == "project":
                     results["headline"] = figures
@@ -98,15 +122,19 @@ def main() -> None:
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "loadavg_at_start": list(os.getloadavg())},
         "options": {k: _shown(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "headline": None,
+        "headline": None,  # this project's; the JSON file repeats its main figures at the top
         "baselines": {},
         "scenarios": [],
     }
     began = time.monotonic()
     try:
         bench(args, chosen, results)
+    except KeyboardInterrupt:
+        report.progress("interrupted: everything the bench started is stopped")
+        raise SystemExit(130) from None
     finally:
         results["elapsed_s"] = round(time.monotonic() - began, 1)
+        results["machine"]["loadavg_at_end"] = list(os.getloadavg())
         results["ratios"] = report.ratios(results)
         report.say()
         report.say(report.table(results))

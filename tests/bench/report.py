@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,15 @@ def say(text: str = "") -> None:
     """A line on the terminal, at once (the bench runs for minutes)."""
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+_STARTED = time.monotonic()
+
+
+def progress(text: str) -> None:
+    """What the bench is doing now, on stderr (stdout carries only figures)."""
+    sys.stderr.write(f"[{time.monotonic() - _STARTED:4.0f} s] {text}\n")
+    sys.stderr.flush()
 
 
 def _num(value: float | None, digits: int = 0) -> str:
@@ -109,7 +119,8 @@ def table(results: dict[str, Any]) -> str:
                 )
     machine = results["machine"]
     lines.append(
-        f"{machine['cpus']} CPUs, load average at start {machine['loadavg_at_start'][0]:.2f}; "
+        f"{machine['cpus']} CPUs, load average {machine['loadavg_at_start'][0]:.1f} at start, "
+        f"{machine.get('loadavg_at_end', [0])[0]:.1f} at end (other work on the machine); "
         f"wrk, 1 thread, qty-1 POST /api/holds; took {results.get('elapsed_s', 0):.0f} s"
     )
     return "\n".join(lines)

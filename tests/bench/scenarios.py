@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests import servers as server_sources
-from tests.bench import baselines, project, wrk
+from tests.bench import baselines, project, report, wrk
 from tests.bench.baselines import Baseline
 from tests.harness import System
 
@@ -48,6 +48,8 @@ def designs(
     """The designs of the headline comparison, all running at once (measured in turns)."""
     with contextlib.ExitStack() as stack:
         found: dict[str, Baseline] = {}
+        if chosen & {"headline", "baselines"}:
+            report.progress("starting the designs of the headline")
         if "headline" in chosen:
             system = stack.enter_context(
                 running(servers, project.LONG_TTL_SECONDS, args.inventory_workers)
@@ -102,6 +104,7 @@ def _connections_and_products(
     with running(servers, project.LONG_TTL_SECONDS, args.inventory_workers) as system:
         url, secs = system.base_url, args.growth_seconds
         if "connections" in chosen:
+            report.progress(f"growth: connections {GROWTH_CONNECTIONS}, {secs:.0f} s each")
             wrk.drive(url, project.products(url, project.BOTTOMLESS), 10, WARM_UP_SECONDS)
             for c in GROWTH_CONNECTIONS:
                 fresh = project.products(url, project.BOTTOMLESS)
@@ -111,6 +114,7 @@ def _connections_and_products(
                     **_settled(wrk.drive(url, fresh, c, secs)),
                 }
         if "products" in chosen:
+            report.progress(f"growth: {MANY_PRODUCTS} products")
             many = project.products(url, project.BOTTOMLESS, MANY_PRODUCTS)
             wrk.drive(url, many, 10, WARM_UP_SECONDS)
             measured = _settled(wrk.drive(url, many, args.clients, secs))
@@ -119,6 +123,7 @@ def _connections_and_products(
 
 def _expiries(servers: server_sources.ServerSet, args: argparse.Namespace) -> dict[str, Any]:
     """A short TTL and a window long enough that the first holds' expiries come back in it."""
+    report.progress(f"growth: hold TTL {EXPIRY_TTL_SECONDS} s, expiries coming back")
     with running(servers, EXPIRY_TTL_SECONDS, args.inventory_workers) as system:
         hot = project.products(system.base_url, project.BOTTOMLESS)
         wrk.drive(system.base_url, hot, 10, WARM_UP_SECONDS)
@@ -142,6 +147,7 @@ def _rows(servers: server_sources.ServerSet, args: argparse.Namespace) -> dict[s
     """The hot product's table holds ≥ 2 million past holds (bulk-inserted) before the run."""
     with running(servers, project.LONG_TTL_SECONDS, args.inventory_workers) as system:
         hot = project.products(system.base_url, project.BOTTOMLESS)
+        report.progress(f"growth: bulk-inserting past holds up to {HISTORY_ROWS:,} rows")
         began = time.monotonic()
         rows = project.history(servers.database_url, hot[0], HISTORY_ROWS)
         inserted_in = round(time.monotonic() - began, 1)
