@@ -81,8 +81,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
         twin.plot(xs, [e["p99_ms"] or 0 for e in points], "s--", color=_ORANGE, label="p99 ms")
         twin.set_ylim(bottom=0)
         twin.set_ylabel("p99 ms")
-        connections.legend(loc="upper left", fontsize=8)
-        twin.legend(loc="upper right", fontsize=8)
+        handles = connections.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+        connections.legend(handles=handles, loc="lower center", fontsize=8, ncols=2)
         connections.grid(alpha=0.3)
     else:
         _absent(connections)
@@ -91,7 +91,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     others = [e for e in results["scenarios"] if not e["name"].startswith("connections-")]
     head = results.get("headline")
-    bars = ([("headline", head["holds_per_s"])] if head else []) + [
+    bars = ([("headline (1 product)", head["holds_per_s"])] if head else []) + [
         (e["name"], e["holds_per_s"]) for e in others
     ]
     if others:
