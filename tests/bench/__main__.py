@@ -21,11 +21,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shared.cli.launcher import LaunchOptions
 from shared.db.migrate import upgrade
-from shared.settings import PROJECT_ROOT
+from shared.settings import PROJECT_ROOT, Settings
 from tests import servers as server_sources
-from tests.bench import report
-from tests.bench.scenarios import designs, growth, headlines
+from tests.bench import project, report
+from tests.bench.scenarios import (
+    baseline_designs,
+    growth_apart,
+    growth_on,
+    headlines,
+    project_design,
+    running,
+)
+from tests.harness import System
 
 SCENARIOS = ("headline", "baselines", "connections", "products", "expiries", "rows")
 QUICK = ("headline", "baselines")
@@ -64,7 +73,17 @@ def _parser() -> argparse.ArgumentParser:
         "--clients", type=int, default=100, help="connections of the headline (default 100)"
     )
     parser.add_argument(
-        "--inventory-workers", type=int, default=1, help="of this project (default 1)"
+        "--inventory-workers",
+        type=int,
+        default=LaunchOptions.inventory_replicas,
+        help=f"of this project (default {LaunchOptions.inventory_replicas}, as `flashsale up`)",
+    )
+    gateways = Settings.model_fields["gateway_processes"].default
+    parser.add_argument(
+        "--gateways",
+        type=int,
+        default=gateways,
+        help=f"gateway processes of this project (default {gateways}, as `flashsale up`)",
     )
     parser.add_argument(
         "--json", type=Path, default=OUT / "bench.json", help="default: .local/bench/bench.json"
@@ -80,27 +99,56 @@ def bench(args: argparse.Namespace, chosen: set[str], results: dict[str, Any]) -
     report.progress("starting RabbitMQ and PostgreSQL")
     servers = server_sources.start()
     logs = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+
+    def record(entry: dict[str, Any]) -> None:
+        results["scenarios"].append(entry)
+        report.say(report.scenario_line(entry))
+
     try:
         upgrade(servers.database_url)
-        with designs(servers, chosen, args, logs) as found:
-            if found:
-                report.progress(
-                    f"headline: {', '.join(report.DESIGNS[k] for k in found)} in turns, "
-                    f"{args.rounds} rounds of {args.seconds / args.rounds:.0f} s holds "
-                    f"+ {args.seconds / args.rounds:.0f} s sold out each"
-                )
-            for key, figures in headlines(found, args.clients, args.seconds, args.rounds):
-                if key == "project":
-                    results["headline"] = figures
-                else:
-                    results["baselines"][key] = figures
-                report.say(report.headline_line(figures, report.DESIGNS[key]))
-        for entry in growth(servers, chosen, args):
-            results["scenarios"].append(entry)
-            report.say(report.scenario_line(entry))
+        with contextlib.ExitStack() as stack:
+            system = None
+            if chosen & {"headline", "connections", "products"}:
+                report.progress("starting this project")
+                system = stack.enter_context(running(servers, project.LONG_TTL_SECONDS, args))
+            if chosen & {"headline", "baselines"}:
+                headline(args, chosen, results, servers, logs, system)
+            if system is not None:
+                for entry in growth_on(system, chosen, args):
+                    record(entry)
+        for entry in growth_apart(servers, chosen, args):
+            record(entry)
     finally:
         servers.stop()
         shutil.rmtree(logs, ignore_errors=True)
+
+
+def headline(
+    args: argparse.Namespace,
+    chosen: set[str],
+    results: dict[str, Any],
+    servers: server_sources.ServerSet,
+    logs: Path,
+    system: System | None,
+) -> None:
+    """This project and the baselines in turns at the headline load."""
+    with contextlib.ExitStack() as stack:
+        found = (
+            stack.enter_context(baseline_designs(servers, logs)) if "baselines" in chosen else {}
+        )
+        designs = {"project": project_design(system)} if system and "headline" in chosen else {}
+        designs.update(found)
+        report.progress(
+            f"headline: {', '.join(report.DESIGNS[k] for k in designs)} in turns, "
+            f"{args.rounds} rounds of {args.seconds / args.rounds:.0f} s holds "
+            f"+ {args.seconds / args.rounds:.0f} s sold out each"
+        )
+        for key, figures in headlines(designs, args.clients, args.seconds, args.rounds):
+            if key == "project":
+                results["headline"] = figures
+            else:
+                results["baselines"][key] = figures
+            report.say(report.headline_line(figures, report.DESIGNS[key]))
 
 
 def _shown(path: Path) -> str:

@@ -22,15 +22,15 @@ LONG_TTL_SECONDS = 3600
 BOTTOMLESS = 100_000_000
 
 
-def start(servers: ServerSet, ttl_seconds: int, inventory_workers: int) -> System:
-    """The project's gateway and workers as separate processes, as the tests start them."""
-    options: dict[str, Any] = {
-        "workers": {"inventory": inventory_workers, "orders": 1, "payments": 1},
-        "overrides": {"FLASHSALE_HOLD_TTL_SECONDS": str(ttl_seconds)},
-    }
-    if hasattr(System, "on"):  # the deployment's least-privilege roles, where the servers have them
-        return System.on(servers, **options).start()
-    return System(servers.amqp_url, servers.database_url, **options).start()
+def start(servers: ServerSet, ttl_seconds: int, inventory_workers: int, gateways: int) -> System:
+    """The project's gateway and worker processes, as the tests start them, with the
+    deployment's least-privilege roles."""
+    return System.on(
+        servers,
+        workers={"inventory": inventory_workers, "orders": 1, "payments": 1},
+        gateways=gateways,
+        overrides={"FLASHSALE_HOLD_TTL_SECONDS": str(ttl_seconds)},
+    ).start()
 
 
 async def _products(base_url: str, stock: int, count: int) -> list[int]:

@@ -117,7 +117,11 @@ def table(results: dict[str, Any]) -> str:
                     f"    hold rows in the table: {e['hold_rows']:,} "
                     f"(bulk insert took {e['rows_inserted_in_s']} s)"
                 )
-    machine = results["machine"]
+    machine, options = results["machine"], results["options"]
+    lines.append(
+        f"this project: {options['gateways']} gateway processes, "
+        f"{options['inventory_workers']} inventory workers; baselines: 2 uvicorn workers each"
+    )
     lines.append(
         f"{machine['cpus']} CPUs, load average {machine['loadavg_at_start'][0]:.1f} at start, "
         f"{machine.get('loadavg_at_end', [0])[0]:.1f} at end (other work on the machine); "

@@ -33,37 +33,33 @@ def _settled(run: wrk.Run) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def running(servers: server_sources.ServerSet, ttl: int, workers: int) -> Iterator[System]:
-    system = project.start(servers, ttl, workers)
+def running(
+    servers: server_sources.ServerSet, ttl: int, args: argparse.Namespace
+) -> Iterator[System]:
+    system = project.start(servers, ttl, args.inventory_workers, args.gateways)
     try:
         yield system
     finally:
         system.stop()
 
 
+def project_design(system: System) -> Baseline:
+    """This project as one of the designs of the headline comparison."""
+    url = system.base_url
+    return Baseline("this project", url, lambda stock: project.products(url, stock)[0])
+
+
 @contextlib.contextmanager
-def designs(
-    servers: server_sources.ServerSet, chosen: set[str], args: argparse.Namespace, logs: Path
+def baseline_designs(
+    servers: server_sources.ServerSet, logs: Path
 ) -> Iterator[dict[str, Baseline]]:
-    """The designs of the headline comparison, all running at once (measured in turns)."""
-    with contextlib.ExitStack() as stack:
-        found: dict[str, Baseline] = {}
-        if chosen & {"headline", "baselines"}:
-            report.progress("starting the designs of the headline")
-        if "headline" in chosen:
-            system = stack.enter_context(
-                running(servers, project.LONG_TTL_SECONDS, args.inventory_workers)
-            )
-            url = system.base_url
-            found["project"] = Baseline(
-                "this project", url, lambda stock: project.products(url, stock)[0]
-            )
-        if "baselines" in chosen:
-            found["lock_per_request"] = stack.enter_context(
-                baselines.lock_per_request(servers.database_url, logs)
-            )
-            found["redis_lua"] = stack.enter_context(baselines.redis_lua(logs))
-        yield found
+    """Both baselines, running at once beside this project (they take turns at the load)."""
+    report.progress("starting the baselines")
+    with (
+        baselines.lock_per_request(servers.database_url, logs) as lock,
+        baselines.redis_lua(logs) as redis,
+    ):
+        yield {"lock_per_request": lock, "redis_lua": redis}
 
 
 def headlines(
@@ -98,33 +94,34 @@ def headlines(
         yield k, figures
 
 
-def _connections_and_products(
-    servers: server_sources.ServerSet, chosen: set[str], args: argparse.Namespace
+def growth_on(
+    system: System, chosen: set[str], args: argparse.Namespace
 ) -> Iterator[dict[str, Any]]:
-    with running(servers, project.LONG_TTL_SECONDS, args.inventory_workers) as system:
-        url, secs = system.base_url, args.growth_seconds
-        if "connections" in chosen:
-            report.progress(f"growth: connections {GROWTH_CONNECTIONS}, {secs:.0f} s each")
-            wrk.drive(url, project.products(url, project.BOTTOMLESS), 10, WARM_UP_SECONDS)
-            for c in GROWTH_CONNECTIONS:
-                fresh = project.products(url, project.BOTTOMLESS)
-                yield {
-                    "name": f"connections-{c}",
-                    "products": 1,
-                    **_settled(wrk.drive(url, fresh, c, secs)),
-                }
-        if "products" in chosen:
-            report.progress(f"growth: {MANY_PRODUCTS} products")
-            many = project.products(url, project.BOTTOMLESS, MANY_PRODUCTS)
-            wrk.drive(url, many, 10, WARM_UP_SECONDS)
-            measured = _settled(wrk.drive(url, many, args.clients, secs))
-            yield {"name": f"products-{MANY_PRODUCTS}", "products": MANY_PRODUCTS, **measured}
+    """The growth points that need no restart: connections, and 1,000 products (fresh products
+    on the headline's system)."""
+    url, secs = system.base_url, args.growth_seconds
+    if "connections" in chosen:
+        report.progress(f"growth: connections {GROWTH_CONNECTIONS}, {secs:.0f} s each")
+        wrk.drive(url, project.products(url, project.BOTTOMLESS), 10, WARM_UP_SECONDS)
+        for c in GROWTH_CONNECTIONS:
+            fresh = project.products(url, project.BOTTOMLESS)
+            yield {
+                "name": f"connections-{c}",
+                "products": 1,
+                **_settled(wrk.drive(url, fresh, c, secs)),
+            }
+    if "products" in chosen:
+        report.progress(f"growth: {MANY_PRODUCTS} products")
+        many = project.products(url, project.BOTTOMLESS, MANY_PRODUCTS)
+        wrk.drive(url, many, 10, WARM_UP_SECONDS)
+        measured = _settled(wrk.drive(url, many, args.clients, secs))
+        yield {"name": f"products-{MANY_PRODUCTS}", "products": MANY_PRODUCTS, **measured}
 
 
 def _expiries(servers: server_sources.ServerSet, args: argparse.Namespace) -> dict[str, Any]:
     """A short TTL and a window long enough that the first holds' expiries come back in it."""
     report.progress(f"growth: hold TTL {EXPIRY_TTL_SECONDS} s, expiries coming back")
-    with running(servers, EXPIRY_TTL_SECONDS, args.inventory_workers) as system:
+    with running(servers, EXPIRY_TTL_SECONDS, args) as system:
         hot = project.products(system.base_url, project.BOTTOMLESS)
         wrk.drive(system.base_url, hot, 10, WARM_UP_SECONDS)
         start = datetime.now(UTC)
@@ -145,7 +142,7 @@ def _expiries(servers: server_sources.ServerSet, args: argparse.Namespace) -> di
 
 def _rows(servers: server_sources.ServerSet, args: argparse.Namespace) -> dict[str, Any]:
     """The hot product's table holds ≥ 2 million past holds (bulk-inserted) before the run."""
-    with running(servers, project.LONG_TTL_SECONDS, args.inventory_workers) as system:
+    with running(servers, project.LONG_TTL_SECONDS, args) as system:
         hot = project.products(system.base_url, project.BOTTOMLESS)
         report.progress(f"growth: bulk-inserting past holds up to {HISTORY_ROWS:,} rows")
         began = time.monotonic()
@@ -162,12 +159,10 @@ def _rows(servers: server_sources.ServerSet, args: argparse.Namespace) -> dict[s
     }
 
 
-def growth(
+def growth_apart(
     servers: server_sources.ServerSet, chosen: set[str], args: argparse.Namespace
 ) -> Iterator[dict[str, Any]]:
-    """The growth scenarios of this project, one entry each, in the order they run."""
-    if chosen & {"connections", "products"}:
-        yield from _connections_and_products(servers, chosen, args)
+    """The growth scenarios that need a system of their own, one entry each."""
     if "expiries" in chosen:
         yield _expiries(servers, args)
     if "rows" in chosen:
