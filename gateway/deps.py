@@ -63,23 +63,21 @@ _storefront_key = HTTPBearer(
 )
 
 
-def _storefronts(request: Request, settings: Settings) -> Storefronts:
+def storefronts_of(request: Request, settings: Settings) -> Storefronts:
+    """The app's storefronts (keys and rate limits), made on first use."""
     found: Storefronts | None = getattr(request.app.state, "storefronts", None)
     if found is None:
         found = request.app.state.storefronts = Storefronts(settings)
     return found
 
 
-async def _storefront(
-    request: Request,
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_storefront_key)],
-) -> str:
-    """The storefront asking (its client id), within its rate; 401 for an unknown key."""
-    storefronts = _storefronts(request, settings)
-    client_id = storefronts.identify(credentials.credentials if credentials else None)
+def authenticate(request: Request, settings: Settings, token: str | None) -> str:
+    """The storefront a bearer token belongs to (its client id), within its rate; 401 for an
+    unknown or missing key where keys are required."""
+    storefronts = storefronts_of(request, settings)
+    client_id = storefronts.identify(token)
     if client_id is None:
-        auth_failed("storefront_key", request, "missing" if credentials is None else "unknown")
+        auth_failed("storefront_key", request, "missing" if token is None else "unknown")
         raise Problem(
             401,
             "unauthorized",
@@ -88,6 +86,15 @@ async def _storefront(
         )
     throttle(storefronts.per_storefront, client_id, "storefront")
     return client_id
+
+
+async def _storefront(
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_storefront_key)],
+) -> str:
+    """The storefront asking (its client id), within its rate; 401 for an unknown key."""
+    return authenticate(request, settings, credentials.credentials if credentials else None)
 
 
 def customer_throttle(request: Request, client_id: str, customer_id: str) -> None:

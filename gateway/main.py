@@ -12,6 +12,7 @@ import socket
 import uvicorn
 
 from gateway.app import create_app
+from gateway.fastlane import HoldsFastLane
 from gateway.server import FrontDoorProtocol
 from shared.logging import setup_logging
 from shared.settings import Settings, get_settings
@@ -35,7 +36,7 @@ def main() -> None:
     settings = get_settings()
     setup_logging(settings.log_format, settings.log_level)
     config = uvicorn.Config(
-        create_app(settings),
+        HoldsFastLane(create_app(settings)),
         host=settings.http_host,
         port=settings.http_port,
         http=FrontDoorProtocol.for_settings(settings),
@@ -45,6 +46,10 @@ def main() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        # An idle keep-alive connection is closed when its next request's headers are due:
+        # later than clients' own idle expiry (httpx: 5 s), so that a client never sends a
+        # request on a connection the server is closing at that moment.
+        timeout_keep_alive=max(1, round(settings.header_timeout_seconds)),
     )
     uvicorn.Server(config).run(sockets=[shared_socket(settings)])
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import uvloop
 from faststream import FastStream
 from faststream.rabbit import RabbitBroker
@@ -60,8 +61,10 @@ def is_transient(exc: BaseException) -> bool:
     """A fault that a later delivery may not meet: connection loss, timeout, deadlock."""
     if isinstance(exc, ConnectionError | TimeoutError | BusUnavailable | ReplyTimeout):
         return True
-    if isinstance(exc, OperationalError | InterfaceError):
+    if isinstance(exc, OperationalError | InterfaceError | asyncpg.InterfaceError):
         return True
+    if isinstance(exc, asyncpg.PostgresError):  # the inventory's statements, on asyncpg itself
+        return getattr(exc, "sqlstate", None) in _TRANSIENT_SQLSTATES
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True

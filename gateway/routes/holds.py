@@ -17,6 +17,7 @@ from gateway.deps import (
 )
 from gateway.idempotency import KEY_REUSED, parse_id, replayed, request_hash
 from gateway.problems import Problem
+from gateway.rpc import Requester
 from gateway.schemas import HoldIn, HoldOut
 from shared.db import queries
 from shared.holds import hold_is_live
@@ -82,6 +83,20 @@ async def place_hold(
         if existing is not None:
             response.headers["Location"] = f"/api/holds/{existing['hold_id']}"
             return hold_view(existing)
+    reply = await new_hold(requester, body, client_id, idempotency_key, digest)
+    response.headers["Location"] = f"/api/holds/{reply.hold_id}"
+    return {**reply.model_dump(), "order_id": None}
+
+
+async def new_hold(
+    requester: Requester,
+    body: HoldIn,
+    client_id: str,
+    idempotency_key: str | None = None,
+    digest: str | None = None,
+) -> HoldPlaced:
+    """A hold the partition placed (or replayed); a Problem for every refusal, including the
+    sold-out answer this process gives from its stock levels without asking."""
     available = requester.sold_out(body.product_id, body.qty, body.customer_id)
     if available is not None:  # the stock levels say so: no round trip to the partition
         GATEWAY_HOLDS_REFUSED.labels("snapshot", "insufficient_stock").inc()
@@ -100,8 +115,7 @@ async def place_hold(
         )
     )
     if isinstance(reply, HoldPlaced):
-        response.headers["Location"] = f"/api/holds/{reply.hold_id}"
-        return {**reply.model_dump(), "order_id": None}
+        return reply
     GATEWAY_HOLDS_REFUSED.labels("worker", reply.reason).inc()
     raise _refused(reply.reason, body.product_id, reply.available)
 

@@ -1,0 +1,233 @@
+"""A partition's reads and writes, as a few set-based statements on the asyncpg connection.
+
+A batch costs a fixed number of round trips whatever its size: one read per kind of thing the
+batch needs (products always; holds, orders, restocks and customer usage when it has them) and
+one statement that writes every decision. Every write is conditional (`available + delta >= 0`,
+`status = 'active'`, `status = 'pending'`) and the CHECK constraint backs it: the counts it
+returns must match, or the batch is rolled back and decided again (ConcurrentWriter).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+
+from workers.inventory import domain
+from workers.inventory.domain import InventoryCommand
+
+
+class ConcurrentWriter(Exception):
+    """A conditional statement matched no row: another consumer wrote this product meanwhile."""
+
+
+#: Locked in id order: a second consumer during a failover waits here, then reads what the
+#: first one committed, instead of deciding on stale stock.
+_PRODUCTS = """
+SELECT id, stock_total, available, max_per_customer, sale_starts_at, sale_ends_at
+FROM products WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
+"""
+_HOLDS = """
+SELECT id, product_id, qty, status, expires_at, customer_id, idempotency_key, request_hash,
+       client_id
+FROM holds
+WHERE id = ANY($1::uuid[])
+   OR (client_id, idempotency_key) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+"""
+_RESTOCKS = "SELECT message_id FROM restocks WHERE message_id = ANY($1::uuid[])"
+_ORDERS = """
+SELECT id, product_id, qty, status, cancel_reason FROM orders WHERE id = ANY($1::uuid[])
+"""
+#: Units a customer of a storefront has in live holds plus pending or paid orders, per product.
+_USAGE = """
+SELECT k.product_id, k.client_id, k.customer_id,
+       (SELECT coalesce(sum(h.qty), 0) FROM holds h
+         WHERE h.product_id = k.product_id AND h.client_id = k.client_id
+           AND h.customer_id = k.customer_id AND h.status = 'active' AND h.expires_at > $4)
+     + (SELECT coalesce(sum(o.qty), 0) FROM orders o
+         WHERE o.product_id = k.product_id AND o.client_id = k.client_id
+           AND o.customer_id = k.customer_id AND o.status IN ('pending', 'paid'))
+FROM unnest($1::bigint[], $2::text[], $3::text[]) AS k(product_id, client_id, customer_id)
+"""
+
+
+async def load(
+    pg: asyncpg.Connection,
+    commands: Sequence[InventoryCommand],
+    hold_ttl: timedelta,
+    now: datetime,
+    *,
+    placed_before: bool,
+) -> domain.Stock:
+    """Everything `decide` may look at for this batch, read in its transaction.
+
+    Without `placed_before`, a PlaceHold's own id is not looked up: the gateway makes a new
+    random one per request, so only a redelivery can find it, and its insert then conflicts and
+    the batch is decided again with `placed_before` (the same holds, now found and replayed).
+    """
+    stock = domain.Stock(products={}, hold_ttl=hold_ttl)
+    for p in await pg.fetch(_PRODUCTS, list({c.product_id for c in commands})):
+        stock.products[p["id"]] = domain.Product(
+            p["id"],
+            p["stock_total"],
+            p["available"],
+            p["max_per_customer"],
+            p["sale_starts_at"],
+            p["sale_ends_at"],
+        )
+    hold_ids = {c.hold_id for c in commands if isinstance(c, domain.ExpireHold)}
+    if placed_before:
+        hold_ids |= {c.hold_id for c in commands if isinstance(c, domain.PlaceHold)}
+    keyed = {
+        (c.client_id, c.idempotency_key)
+        for c in commands
+        if isinstance(c, domain.PlaceHold) and c.idempotency_key is not None
+    }
+    if hold_ids or keyed:
+        clients, keys = [k[0] for k in keyed], [k[1] for k in keyed]
+        for h in await pg.fetch(_HOLDS, list(hold_ids), clients, keys):
+            hold = domain.Hold(
+                h["id"],
+                h["product_id"],
+                h["qty"],
+                h["status"],
+                h["expires_at"],
+                h["customer_id"],
+                h["idempotency_key"],
+                h["request_hash"],
+                h["client_id"],
+            )
+            stock.holds[hold.hold_id] = hold
+            if hold.idempotency_key is not None:
+                stock.keyed_holds[(hold.client_id, hold.idempotency_key)] = hold
+    restock_ids = [c.message_id for c in commands if isinstance(c, domain.Restock)]
+    if restock_ids:
+        stock.applied_restocks.update(
+            r["message_id"] for r in await pg.fetch(_RESTOCKS, restock_ids)
+        )
+    order_ids = [
+        c.order_id for c in commands if isinstance(c, domain.ReleaseOrderStock | domain.ExpireOrder)
+    ]
+    if order_ids:
+        for o in await pg.fetch(_ORDERS, order_ids):
+            stock.orders[o["id"]] = domain.Order(
+                o["id"], o["product_id"], o["qty"], o["status"], o["cancel_reason"]
+            )
+    customers = {
+        (c.product_id, c.client_id, c.customer_id)
+        for c in commands
+        if isinstance(c, domain.PlaceHold) and c.customer_id is not None
+    }
+    if customers:
+        columns = [list(column) for column in zip(*customers, strict=True)]
+        for u in await pg.fetch(_USAGE, *columns, now):
+            stock.customer_usage[(u[0], u[1], u[2])] = int(u[3])
+    return stock
+
+
+#: Every write of a batch in one statement; the counts say whether each matched in full.
+_SAVE = """
+WITH new_holds AS (
+  INSERT INTO holds (id, product_id, qty, customer_id, status, expires_at, idempotency_key,
+                     request_hash, client_id)
+  SELECT id, product_id, qty, customer_id, 'active', expires_at, key, hash, client
+  FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::text[], $5::timestamptz[], $6::text[],
+              $7::text[], $8::text[]) AS n(id, product_id, qty, customer_id, expires_at, key,
+                                            hash, client)
+  RETURNING 1
+), expired AS (
+  UPDATE holds SET status = 'expired', updated_at = now()
+  WHERE id = ANY($9::uuid[]) AND status = 'active'
+  RETURNING 1
+), cancelled AS (
+  UPDATE orders o SET status = 'cancelled', cancel_reason = c.reason, cancelled_by = c.by,
+                      updated_at = now()
+  FROM unnest($10::uuid[], $11::text[], $12::text[]) AS c(id, reason, by)
+  WHERE o.id = c.id AND o.status = 'pending'
+  RETURNING 1
+), restocked AS (
+  INSERT INTO restocks (message_id, product_id, added)
+  SELECT * FROM unnest($13::uuid[], $14::bigint[], $15::int[])
+  RETURNING 1
+), stocked AS (
+  UPDATE products p
+  SET available = p.available + d.available,
+      stock_total = p.stock_total + d.stock_total,
+      holds_refused = p.holds_refused + d.refused,
+      updated_at = CASE WHEN d.available <> 0 OR d.stock_total <> 0 THEN now()
+                        ELSE p.updated_at END
+  FROM unnest($16::bigint[], $17::int[], $18::int[], $19::bigint[])
+       AS d(id, available, stock_total, refused)
+  WHERE p.id = d.id AND p.available + d.available >= 0
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM new_holds), (SELECT count(*) FROM expired),
+       (SELECT count(*) FROM cancelled), (SELECT count(*) FROM restocked),
+       (SELECT count(*) FROM stocked)
+"""
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+async def save(pg: asyncpg.Connection, decisions: Sequence[domain.Decision]) -> None:
+    """Write a batch's decisions in one conditional statement; raise if any part fell short."""
+    deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # available, total, refused
+    new_holds: list[tuple[Any, ...]] = []
+    expired: list[uuid.UUID] = []
+    cancelled: list[tuple[Any, ...]] = []
+    restocked: list[tuple[Any, ...]] = []
+    for d in decisions:
+        cmd = d.command
+        if isinstance(d, domain.HoldCreated):
+            h = d.hold
+            deltas[h.product_id][0] -= h.qty
+            new_holds.append(
+                (
+                    h.hold_id,
+                    h.product_id,
+                    h.qty,
+                    h.customer_id,
+                    h.expires_at,
+                    h.idempotency_key,
+                    h.request_hash,
+                    h.client_id,
+                )
+            )
+        elif isinstance(d, domain.HoldExpired):
+            deltas[d.hold.product_id][0] += d.hold.qty
+            expired.append(d.hold.hold_id)
+        elif isinstance(d, domain.Restocked):
+            assert isinstance(cmd, domain.Restock)
+            deltas[cmd.product_id][0] += cmd.add
+            deltas[cmd.product_id][1] += cmd.add
+            # a second delivery conflicts on the key, rolls back, and is decided again
+            restocked.append((cmd.message_id, cmd.product_id, cmd.add))
+        elif isinstance(d, domain.OrderReleased):
+            deltas[d.order.product_id][0] += d.order.qty
+            cancelled.append((d.order.order_id, d.reason, d.cancelled_by))
+        elif isinstance(d, domain.HoldDenied) and d.reason not in (
+            "idempotency_key_reused",
+            "product_not_found",  # no row to count it on
+        ):
+            deltas[cmd.product_id][2] += 1
+    if not (new_holds or expired or cancelled or restocked or deltas):
+        return
+    products = sorted((pid, *delta) for pid, delta in deltas.items())  # one lock order
+    counts = await pg.fetchrow(
+        _SAVE,
+        *_columns(new_holds, 8),
+        expired,
+        *_columns(cancelled, 3),
+        *_columns(restocked, 3),
+        *_columns(products, 4),
+    )
+    assert counts is not None
+    wanted = (len(new_holds), len(expired), len(cancelled), len(restocked), len(products))
+    if tuple(counts) != wanted:
+        raise ConcurrentWriter(f"wrote {tuple(counts)} of {wanted} rows")
