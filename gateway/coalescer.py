@@ -58,7 +58,9 @@ class HoldCoalescer:
 
     async def place(self, cmd: PlaceHold, routing_key: str) -> HoldReply:
         """Queue a hold for its partition and wait for its own reply."""
-        p = self._partitions.setdefault(routing_key, _Partition())
+        p = self._partitions.get(routing_key)
+        if p is None:
+            p = self._partitions[routing_key] = _Partition()
         if len(p.waiting) >= self.max_waiting:
             raise Overloaded(routing_key)
         loop = asyncio.get_running_loop()

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     #: most holds in one envelope, and envelopes unanswered at once per partition.
     hold_batch_wait_ms: float = Field(default=2.0, ge=0, le=100)
     hold_batch_size: int = Field(default=200, ge=1, le=500)
-    hold_batches_in_flight: int = Field(default=2, ge=1, le=64)
+    hold_batches_in_flight: int = Field(default=1, ge=1, le=64)
     #: Holds waiting behind them per partition before the gateway answers 429 overloaded.
     hold_batch_max_waiting: int = Field(default=5000, ge=1)
     #: How long a gateway acts on a product's stock level without hearing of it again.

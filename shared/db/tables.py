@@ -64,12 +64,24 @@ holds = Table(
     Column("idempotency_key", Text, nullable=True),
     Column("request_hash", Text, nullable=True),
     *_timestamps(),
-    UniqueConstraint("client_id", "idempotency_key", name="holds_client_idempotency_key"),
     CheckConstraint("qty > 0", name="hold_qty_positive"),
     CheckConstraint("status IN ('active', 'converted', 'expired')", name="hold_status_known"),
 )
 Index("ix_holds_active_expiry", holds.c.expires_at, postgresql_where=holds.c.status == "active")
-Index("ix_holds_product_customer", holds.c.product_id, holds.c.customer_id)
+# Partial: a hold without a key or a customer (most of a rush) costs no entry in them.
+Index(
+    "holds_client_idempotency_key",
+    holds.c.client_id,
+    holds.c.idempotency_key,
+    unique=True,
+    postgresql_where=holds.c.idempotency_key.is_not(None),
+)
+Index(
+    "ix_holds_product_customer",
+    holds.c.product_id,
+    holds.c.customer_id,
+    postgresql_where=holds.c.customer_id.is_not(None),
+)
 
 orders = Table(
     "orders",

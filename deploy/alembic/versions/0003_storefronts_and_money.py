@@ -23,9 +23,25 @@ def upgrade() -> None:
             sa.Column("client_id", sa.Text(), server_default=sa.text("''"), nullable=False),
         )
         op.drop_constraint(f"{table}_idempotency_key_key", table, type_="unique")
-        op.create_unique_constraint(
-            f"{table}_client_idempotency_key", table, ["client_id", "idempotency_key"]
-        )
+    # Partial indexes on holds: a hold without a key or a customer (most of a rush) costs no
+    # entry in them.
+    op.create_index(
+        "holds_client_idempotency_key",
+        "holds",
+        ["client_id", "idempotency_key"],
+        unique=True,
+        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+    )
+    op.create_unique_constraint(
+        "orders_client_idempotency_key", "orders", ["client_id", "idempotency_key"]
+    )
+    op.drop_index("ix_holds_product_customer", table_name="holds")
+    op.create_index(
+        "ix_holds_product_customer",
+        "holds",
+        ["product_id", "customer_id"],
+        postgresql_where=sa.text("customer_id IS NOT NULL"),
+    )
     op.add_column("payment_events", sa.Column("reason", sa.Text(), nullable=True))
     op.drop_constraint("payment_result_known", "payment_events", type_="check")
     op.create_check_constraint(
@@ -42,7 +58,10 @@ def downgrade() -> None:
         "payment_result_known", "payment_events", f"result IS NULL OR result IN ({_RESULTS})"
     )
     op.drop_column("payment_events", "reason")
+    op.drop_index("ix_holds_product_customer", table_name="holds")
+    op.create_index("ix_holds_product_customer", "holds", ["product_id", "customer_id"])
+    op.drop_index("holds_client_idempotency_key", table_name="holds")
+    op.drop_constraint("orders_client_idempotency_key", "orders", type_="unique")
     for table in ("holds", "orders"):
-        op.drop_constraint(f"{table}_client_idempotency_key", table, type_="unique")
         op.create_unique_constraint(f"{table}_idempotency_key_key", table, ["idempotency_key"])
         op.drop_column(table, "client_id")
