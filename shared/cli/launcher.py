@@ -42,6 +42,7 @@ class LaunchOptions:
     pg_port: int
     http_port: int
     inventory_replicas: int = 2
+    gateway_processes: int = 2
     seed: bool = True
     node_name: str = ""
     log_format: str = "json"
@@ -87,8 +88,15 @@ def _children(opts: LaunchOptions, servers: LocalServers) -> list[Child]:
     amqp = servers.amqp_urls
     logs = opts.home / "logs"
     py = sys.executable
-    gateway_env = {**env, "FLASHSALE_AMQP_URL": amqp["gateway"]}
-    children = [Child("gateway", [py, "-m", "gateway.main"], gateway_env, logs / "gateway.log")]
+    children = []
+    for i in range(opts.gateway_processes):  # all on the one HTTP port (SO_REUSEPORT)
+        name = "gateway" if i == 0 else f"gateway-{i + 1}"
+        gateway_env = {
+            **env,
+            "FLASHSALE_AMQP_URL": amqp["gateway"],
+            "FLASHSALE_METRICS_PORT": str(opts.http_port + 91 + i),
+        }
+        children.append(Child(name, [py, "-m", "gateway.main"], gateway_env, logs / f"{name}.log"))
     workers = [f"inventory-{i + 1}" for i in range(opts.inventory_replicas)] + [
         "orders",
         "payments",

@@ -58,6 +58,9 @@ def up(
     pg_port: Annotated[int, typer.Option(envvar="FLASHSALE_LOCAL_PG_PORT")] = LOCAL_PG_PORT,
     http_port: Annotated[int, typer.Option(envvar="FLASHSALE_HTTP_PORT")] = 8000,
     inventory_replicas: Annotated[int, typer.Option(min=1)] = 2,
+    gateway_processes: Annotated[
+        int, typer.Option(min=1, envvar="FLASHSALE_GATEWAY_PROCESSES", help="on the one port")
+    ] = 2,
     seed: Annotated[bool, typer.Option(help="Add the demo products")] = True,
     log_format: Annotated[str, typer.Option(help="json or text (the processes' logs)")] = "json",
 ) -> None:
@@ -66,6 +69,7 @@ def up(
         raise typer.BadParameter("json or text", param_hint="--log-format")
     opts = _opts(home, amqp_port, mgmt_port, pg_port, http_port, inventory_replicas, seed)
     opts.log_format = log_format
+    opts.gateway_processes = gateway_processes
     raise typer.Exit(launcher.up(opts))
 
 

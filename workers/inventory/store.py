@@ -31,13 +31,18 @@ _PRODUCTS = """
 SELECT id, stock_total, available, max_per_customer, sale_starts_at, sale_ends_at
 FROM products WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
 """
-_HOLDS = """
+_HOLD_COLUMNS = """
 SELECT id, product_id, qty, status, expires_at, customer_id, idempotency_key, request_hash,
        client_id
 FROM holds
-WHERE id = ANY($1::uuid[])
-   OR (client_id, idempotency_key) IN (SELECT * FROM unnest($2::text[], $3::text[]))
 """
+#: Two statements, not one with OR: each is an index look-up (the OR would scan the table).
+_HOLDS_BY_ID = _HOLD_COLUMNS + "WHERE id = ANY($1::uuid[])"
+_HOLDS_BY_KEY = (
+    _HOLD_COLUMNS
+    + "WHERE idempotency_key IS NOT NULL AND (client_id, idempotency_key) IN "
+    + "(SELECT * FROM unnest($1::text[], $2::text[]))"
+)
 _RESTOCKS = "SELECT message_id FROM restocks WHERE message_id = ANY($1::uuid[])"
 _ORDERS = """
 SELECT id, product_id, qty, status, cancel_reason FROM orders WHERE id = ANY($1::uuid[])
@@ -87,23 +92,25 @@ async def load(
         for c in commands
         if isinstance(c, domain.PlaceHold) and c.idempotency_key is not None
     }
-    if hold_ids or keyed:
+    found = await pg.fetch(_HOLDS_BY_ID, list(hold_ids)) if hold_ids else []
+    if keyed:
         clients, keys = [k[0] for k in keyed], [k[1] for k in keyed]
-        for h in await pg.fetch(_HOLDS, list(hold_ids), clients, keys):
-            hold = domain.Hold(
-                h["id"],
-                h["product_id"],
-                h["qty"],
-                h["status"],
-                h["expires_at"],
-                h["customer_id"],
-                h["idempotency_key"],
-                h["request_hash"],
-                h["client_id"],
-            )
-            stock.holds[hold.hold_id] = hold
-            if hold.idempotency_key is not None:
-                stock.keyed_holds[(hold.client_id, hold.idempotency_key)] = hold
+        found += await pg.fetch(_HOLDS_BY_KEY, clients, keys)
+    for h in found:
+        hold = domain.Hold(
+            h["id"],
+            h["product_id"],
+            h["qty"],
+            h["status"],
+            h["expires_at"],
+            h["customer_id"],
+            h["idempotency_key"],
+            h["request_hash"],
+            h["client_id"],
+        )
+        stock.holds[hold.hold_id] = hold
+        if hold.idempotency_key is not None:
+            stock.keyed_holds[(hold.client_id, hold.idempotency_key)] = hold
     restock_ids = [c.message_id for c in commands if isinstance(c, domain.Restock)]
     if restock_ids:
         stock.applied_restocks.update(
