@@ -14,6 +14,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
+from shared.holds import on_sale
 from shared.messages import Level, StockLevels
 
 
@@ -80,9 +81,7 @@ class StockSnapshot:
         level = self.level(product_id)
         if level is None or level.available >= qty:
             return None
-        if level.on_sale_from is not None and now < level.on_sale_from:
-            return None
-        if level.on_sale_until is not None and now >= level.on_sale_until:
+        if not on_sale(level.on_sale_from, level.on_sale_until, now):
             return None
         if level.limited and customer_id is None:
             return None

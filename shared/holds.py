@@ -1,4 +1,4 @@
-"""The hold-expiry rule of the design, in one place: pure, standard library only."""
+"""The rules about holds that more than one process applies: pure, standard library only."""
 
 from __future__ import annotations
 
@@ -12,3 +12,12 @@ def hold_is_live(status: str, expires_at: datetime, now: datetime) -> bool:
     message has arrived and its status has been changed.
     """
     return status == "active" and now < expires_at
+
+
+def on_sale(starts_at: datetime | None, ends_at: datetime | None, now: datetime) -> bool:
+    """Inside the sale window (an open end means no limit on that side): a hold can be placed.
+
+    The inventory partition decides by it; a gateway refuses from its stock levels only when it
+    holds (otherwise the partition's answer would be `sale_not_active`, not sold out).
+    """
+    return (starts_at is None or starts_at <= now) and (ends_at is None or now < ends_at)

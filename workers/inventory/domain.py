@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from shared.holds import hold_is_live
+from shared.holds import hold_is_live, on_sale
 from shared.messages import (
     ExpireHold,
     ExpireOrder,
@@ -64,9 +64,7 @@ class Product:
 
     def on_sale(self, now: datetime) -> bool:
         """Inside the sale window (an open end means no limit on that side)."""
-        started = self.sale_starts_at is None or self.sale_starts_at <= now
-        not_ended = self.sale_ends_at is None or now < self.sale_ends_at
-        return started and not_ended
+        return on_sale(self.sale_starts_at, self.sale_ends_at, now)
 
 
 @dataclass(frozen=True)
