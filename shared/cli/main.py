@@ -9,23 +9,36 @@ from typing import Annotated, Any
 
 import typer
 
-from shared.cli import launcher, ops
+from shared.cli import launcher, ops, requests_http, webhook
+from shared.cli.exits import ExitCode, FlashsaleTyper
 from shared.db import migrate, queries
 from shared.db.session import make_engine
 from shared.demo import seed as seed_demo
 from shared.settings import LOCAL_AMQP_PORT, LOCAL_PG_PORT, get_settings
 
-app = typer.Typer(
-    help="Flash-sale checkout: local system, database and operator commands.", no_args_is_help=True
+EPILOG = (
+    "Exit codes: 0 done; 1 stock conservation violated (audit, simulate); 2 usage; "
+    "3 database, broker or gateway unreachable; 4 refused by the server; 70 internal error."
 )
-db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
-products_app = typer.Typer(help="Products.", no_args_is_help=True)
-holds_app = typer.Typer(help="Holds.", no_args_is_help=True)
-dlq_app = typer.Typer(help="Dead-letter queues (<queue>.dead).", no_args_is_help=True)
+# Plain help (no rich markup): `[default: ...]` and `<queue>` are shown as written.
+app = FlashsaleTyper(
+    help="Flash-sale checkout: local system, database and operator commands.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True, rich_markup_mode=None)
+products_app = typer.Typer(help="Products.", no_args_is_help=True, rich_markup_mode=None)
+holds_app = typer.Typer(help="Holds.", no_args_is_help=True, rich_markup_mode=None)
+dlq_app = typer.Typer(
+    help="Dead-letter queues (<queue>.dead).", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(db_app, name="db")
 app.add_typer(products_app, name="products")
 app.add_typer(holds_app, name="holds")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(webhook.app, name="webhook")
 
 Home = Annotated[Path | None, typer.Option(help="Data folder [default: .local/dev]")]
 
@@ -165,7 +178,7 @@ def audit() -> None:
         )
     if bad:
         typer.echo(f"audit failed: {len(bad)} of {len(rows)} product(s) violate conservation")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.AUDIT_VIOLATION)
     typer.echo(f"audit passed: stock conserved for all {len(rows)} product(s)")
 
 
@@ -230,13 +243,15 @@ def dlq_replay(queue: QueueOpt = None, limit: int = 1000) -> None:
 
 @app.command()
 def docs(out: Annotated[Path, typer.Option(help="Folder")] = Path("docs")) -> None:
-    """Write the AsyncAPI (messages) and OpenAPI (HTTP) documents."""
+    """Write the AsyncAPI (messages) and OpenAPI (HTTP) documents, and requests.http from it."""
     from gateway.app import create_app
 
     out.mkdir(parents=True, exist_ok=True)
+    openapi = json.loads(json.dumps(create_app().openapi()))  # as the file will read
     (out / "asyncapi.json").write_text(json.dumps(ops.asyncapi_document(), indent=2) + "\n")
-    (out / "openapi.json").write_text(json.dumps(create_app().openapi(), indent=2) + "\n")
-    typer.echo(f"wrote {out / 'asyncapi.json'} and {out / 'openapi.json'}")
+    (out / "openapi.json").write_text(json.dumps(openapi, indent=2) + "\n")
+    (out / "requests.http").write_text(requests_http.collection(openapi))
+    typer.echo(f"wrote {out / 'asyncapi.json'}, {out / 'openapi.json'} and {out / 'requests.http'}")
 
 
 if __name__ == "__main__":
