@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shared.cli import launcher, ops, requests_http, webhook
+from shared.cli import launcher, ops, purge, requests_http, webhook
 from shared.cli.exits import ExitCode, FlashsaleTyper
 from shared.db import migrate, queries
 from shared.db.session import make_engine
@@ -39,6 +39,7 @@ app.add_typer(products_app, name="products")
 app.add_typer(holds_app, name="holds")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(webhook.app, name="webhook")
+app.command("purge")(purge.command)
 
 Home = Annotated[Path | None, typer.Option(help="Data folder [default: .local/dev]")]
 
