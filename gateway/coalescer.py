@@ -9,6 +9,7 @@ queued behind them, the gateway is overloaded (429).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -46,8 +47,11 @@ class HoldCoalescer:
         max_batch: int = 200,
         max_in_flight: int = 2,
         max_waiting: int = 5000,
+        on_decided: Callable[[HoldsDecided], None] | None = None,
     ) -> None:
         self._send = send
+        #: sees each decided envelope before its holds are answered (the stock levels in it)
+        self.on_decided = on_decided
         self.linger = linger
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight
@@ -95,6 +99,8 @@ class HoldCoalescer:
         try:
             self.envelopes += 1
             decided = _decided.validate_json(await self._send(envelope, routing_key))
+            if self.on_decided is not None:
+                self.on_decided(decided)
             for (_, future), reply in zip(batch, decided.replies, strict=True):
                 if future.done():
                     continue

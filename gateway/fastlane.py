@@ -1,13 +1,15 @@
-"""`POST /api/holds` on its shortest path: the flash-sale request, without FastAPI's routing.
+"""The two requests of a rush on their shortest path, without FastAPI's routing: the hold
+(`POST /api/holds`) and the product page (`GET /api/products/{id}` from the snapshot).
 
 A rush is thousands of identical requests a second, and the framework's routing, dependency
 injection and response validation cost more than everything else the gateway does for one.
 This ASGI wrapper around the FastAPI app (what the server runs, see gateway.main) answers the
-common request itself — JSON body valid for `HoldIn`, no
-Idempotency-Key — with the same functions the route uses (authentication, rate limits, the
-sold-out snapshot, the partition's decision) and the same answers. Anything else (another
-content type, a key, a body the model refuses) goes on to the FastAPI route with its body, so
-every other answer, the 422s included, stays the route's.
+common hold itself — JSON body valid for `HoldIn`, no Idempotency-Key — and a product page this
+process can vouch for, with the same functions the routes use (authentication, rate limits, the
+snapshot, the partition's decision) and the same answers. Anything else (another content type,
+a key, a body the model refuses, a query string, an exact read asked for, a product the
+snapshot does not hold) goes on to the FastAPI route, so every other answer, the 4xx included,
+stays the route's.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.deps import authenticate, customer_throttle
+from gateway.pages import exact_asked
 from gateway.problems import Problem, problem_response
 from gateway.routes.holds import new_hold
+from gateway.routes.products import snapshot_answer
 from gateway.schemas import HoldIn, HoldOut
+from shared.metrics import PRODUCT_READS
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -33,6 +38,9 @@ Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("gateway")
 PATH = "/api/holds"
+PRODUCT_PATH = "/api/products/"
+MAX_BIGINT = 2**63 - 1
+PAGES_FROM_SNAPSHOT = PRODUCT_READS.labels("snapshot")
 
 
 def bearer(value: bytes | None) -> str | None:
@@ -66,14 +74,36 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return again
 
 
-class HoldsFastLane:
-    """`HoldsFastLane(create_app(settings))`: everything but the common hold goes to the app."""
+def _product_id(path: str) -> int | None:
+    """The id of `/api/products/<digits>` (a valid id), else None."""
+    if not path.startswith(PRODUCT_PATH):
+        return None
+    tail = path[len(PRODUCT_PATH) :]
+    if not (0 < len(tail) <= 19 and tail.isdigit() and tail.isascii()):
+        return None
+    product_id = int(tail)
+    return product_id if 0 < product_id <= MAX_BIGINT else None
+
+
+class FastLane:
+    """`FastLane(create_app(settings))`: everything but the common hold and the product page
+    answered from the snapshot goes to the app."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        if method == "GET" and not scope["query_string"]:
+            product_id = _product_id(scope["path"])
+            if product_id is not None and await self._page(product_id, scope, send):
+                return
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] != PATH or method != "POST":
             await self.app(scope, receive, send)
             return
         scope["app"] = self.app
@@ -83,6 +113,30 @@ class HoldsFastLane:
             log.error("unhandled error on %s", PATH, exc_info=exc)
             problem = Problem(500, "internal_error", "an unexpected error occurred")
             await problem_response(problem, PATH)(scope, receive, send)
+
+    async def _page(self, product_id: int, scope: Scope, send: Send) -> bool:
+        """Answer a product page from this process's snapshot; False: the route answers it
+        (an exact read asked for, or nothing this process can vouch for)."""
+        if_none_match = cache_control = pragma = None
+        for name, value in scope["headers"]:
+            if name == b"if-none-match":
+                if_none_match = value
+            elif name == b"cache-control":
+                cache_control = value
+            elif name == b"pragma":
+                pragma = value
+        if (cache_control or pragma) and exact_asked(cache_control, pragma):
+            return False
+        found = snapshot_answer(self.app.state.requester.snapshot, product_id, if_none_match)
+        if found is None:
+            return False
+        status, body, headers = found
+        if body:
+            headers.append((b"content-length", b"%d" % len(body)))
+        PAGES_FROM_SNAPSHOT.inc()
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return True
 
     async def _hold(self, scope: Scope, receive: Receive, send: Send) -> None:
         token: bytes | None = None

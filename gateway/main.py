@@ -12,7 +12,7 @@ import socket
 import uvicorn
 
 from gateway.app import create_app
-from gateway.fastlane import HoldsFastLane
+from gateway.fastlane import FastLane
 from gateway.server import FrontDoorProtocol
 from shared.logging import setup_logging
 from shared.settings import Settings, get_settings
@@ -36,7 +36,7 @@ def main() -> None:
     settings = get_settings()
     setup_logging(settings.log_format, settings.log_level)
     config = uvicorn.Config(
-        HoldsFastLane(create_app(settings)),
+        FastLane(create_app(settings)),
         host=settings.http_host,
         port=settings.http_port,
         http=FrontDoorProtocol.for_settings(settings),

@@ -15,7 +15,9 @@ from shared import topology
 from shared.bus import Bus, BusUnavailable, ReplyTimeout
 from shared.messages import (
     CreateOrder,
+    HoldPlaced,
     HoldReply,
+    HoldsDecided,
     OrderReply,
     PaymentRecorded,
     PlaceHold,
@@ -25,7 +27,7 @@ from shared.messages import (
     StockChanged,
     utcnow,
 )
-from shared.metrics import HOLD_ENVELOPE_SIZE, REQUEST_SECONDS
+from shared.metrics import HOLD_ENVELOPE_SIZE, REQUEST_SECONDS, STOCK_LEVEL_LAG
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -54,6 +56,7 @@ class Requester:
             max_batch=settings.hold_batch_size,
             max_in_flight=settings.hold_batches_in_flight,
             max_waiting=settings.hold_batch_max_waiting,
+            on_decided=self._decided,
         )
 
     async def start(self) -> None:
@@ -61,9 +64,26 @@ class Requester:
         await self.bus.listen(
             topology.LEVELS_EXCHANGE,
             topology.levels_queue_name("gateway"),
-            self.snapshot.apply_raw,
+            self._level_news,
             self.snapshot.forget,
+            self.snapshot.resume,
         )
+        self.snapshot.resume()
+
+    def _level_news(self, body: bytes) -> None:
+        event = self.snapshot.apply_raw(body)
+        if event is not None:
+            lag = (utcnow() - event.occurred_at).total_seconds()
+            STOCK_LEVEL_LAG.observe(max(lag, 0.0))
+
+    def _decided(self, decided: HoldsDecided) -> None:
+        # The levels after the commits that decided these holds: this process's next read of
+        # the products reflects them; a product without one is read from the database.
+        self.snapshot.apply_levels(decided.levels, decided.occurred_at)
+        for reply in decided.replies:
+            if reply is not None and isinstance(reply, HoldPlaced):
+                if reply.product_id not in decided.levels:
+                    self.snapshot.invalidate(reply.product_id)
 
     def sold_out(self, product_id: int, qty: int, customer_id: str | None) -> int | None:
         """`available` when the stock levels already say this hold cannot be placed."""
@@ -154,7 +174,6 @@ class Requester:
             raise unavailable("the message broker is unavailable") from exc
         except ReplyTimeout as exc:
             raise unavailable("no inventory decision in time; the hold was not placed") from exc
-        self.snapshot.observe(cmd.product_id, reply.available, reply.occurred_at)
         return reply
 
     async def restock(self, cmd: Restock) -> StockChanged:
@@ -169,7 +188,7 @@ class Requester:
             )
         except ReplyTimeout as exc:
             raise unavailable("no inventory answer in time; the restock was not applied") from exc
-        self.snapshot.observe(cmd.product_id, reply.available, reply.occurred_at)
+        self.snapshot.invalidate(cmd.product_id)  # the route reads it back from the database
         return reply
 
     async def create_order(self, cmd: CreateOrder) -> OrderReply:
@@ -184,10 +203,14 @@ class Requester:
 
     async def record_payment(self, cmd: RecordPayment) -> PaymentRecorded:
         """RecordPayment; raises ReplyTimeout (the event stays queued) when late."""
-        return await self._request(
+        reply = await self._request(
             cmd,
             _payment_reply,
             exchange=topology.COMMANDS_EXCHANGE.name,
             routing_key=topology.PAYMENTS_QUEUE_NAME,
             expires=False,
         )
+        if reply.product_id is not None:
+            # a cancellation returned units before this answer: the next read asks the database
+            self.snapshot.invalidate(reply.product_id)
+        return reply

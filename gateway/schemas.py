@@ -30,6 +30,9 @@ class Strict(BaseModel):
 
 
 class ProductOut(BaseModel):
+    """A product and its availability as of `as_of` (see the `Cache-Status` header for where
+    the answer came from)."""
+
     id: int
     name: str
     price_cents: int
@@ -38,6 +41,15 @@ class ProductOut(BaseModel):
     max_per_customer: int | None
     sale_starts_at: datetime | None
     sale_ends_at: datetime | None
+    version: int = Field(
+        description="Committed changes of this product's stock so far: a larger version is "
+        "newer. The weak ETag of the answer.",
+        examples=[42],
+    )
+    as_of: datetime = Field(
+        description="`stock_total` and `available` were current at this instant (the "
+        "database read, or when this gateway process last heard the product's level)."
+    )
 
 
 class ProductIn(Strict):

@@ -128,9 +128,11 @@ class Bus:
         queue_name: str,
         on_message: Callable[[bytes], None],
         on_lost: Callable[[], None],
+        on_back: Callable[[], None] | None = None,
     ) -> None:
         """Consume a fanout on an exclusive queue of this process; `on_lost` runs whenever the
-        connection drops or comes back (what was published meanwhile never arrives)."""
+        connection drops or comes back (what was published meanwhile never arrives), then
+        `on_back` once it is back with the queue and its consumer restored."""
         assert self._connection is not None and self._channel is not None
         queue = await self._channel.declare_queue(
             queue_name,
@@ -147,6 +149,8 @@ class Bus:
         await queue.consume(deliver, no_ack=True)
         self._connection.close_callbacks.add(lambda *_: on_lost())
         self._connection.reconnect_callbacks.add(lambda *_: on_lost())
+        if on_back is not None:
+            self._connection.reconnect_callbacks.add(lambda *_: on_back())
 
     async def notify(self, message: BaseModel, *, exchange: str, routing_key: str = "") -> None:
         """Publish a transient event without waiting for a confirm; a failure is only logged."""

@@ -52,6 +52,18 @@ GATEWAY_HOLDS_REFUSED = Counter(
     "partition's decision) and reason.",
     ["source", "reason"],
 )
+STOCK_LEVEL_LAG = Histogram(
+    "flashsale_stock_level_lag_seconds",
+    "From a partition's commit (its StockLevels) to this gateway process taking it: how far "
+    "behind its snapshot-served product pages are.",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+PRODUCT_READS = Counter(
+    "flashsale_product_reads_total",
+    "Product answers by where they came from: snapshot (this process's stock levels) or "
+    "database (exact reads, cold or unknown products, a lost feed).",
+    ["source"],
+)
 HOLD_ENVELOPE_SIZE = Histogram(
     "flashsale_hold_envelope_size",
     "Holds per PlaceHolds envelope a gateway sent.",

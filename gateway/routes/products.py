@@ -1,46 +1,171 @@
-"""Products: public reads from the database, admin create and restock."""
+"""Products: public reads (from this process's snapshot, or exact from the database), admin
+create and restock.
+
+Consistency of `GET /api/products/{id}` (DESIGN.md §4): the gateway process that answered a
+write reflects it in its next read at once; every other process within the bound documented in
+docs/operations.md; `?consistent=true` or `Cache-Control: no-cache` reads the database.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway import pages
 from gateway.deps import AdminDep, EngineDep, IdempotencyKey, RequesterDep
 from gateway.idempotency import command_id
 from gateway.problems import Problem
 from gateway.schemas import MAX_STOCK, ProductIn, ProductOut, RestockIn
+from gateway.snapshot import Reading, StockSnapshot
 from shared.db import queries
 from shared.messages import Restock
+from shared.metrics import PRODUCT_READS
+
+_FROM_DATABASE = PRODUCT_READS.labels("database")
+_FROM_SNAPSHOT = PRODUCT_READS.labels("snapshot")
 
 router = APIRouter(tags=["products"])
+
+_CACHE_HEADERS = {
+    "ETag": {
+        "description": "Weak, from the product's `version`: send it back in `If-None-Match`.",
+        "schema": {"type": "string", "example": 'W/"42"'},
+    },
+    "Cache-Control": {
+        "description": "`public, max-age=1` (an edge cache may absorb polling for a second); "
+        "`no-cache` on an exact read that was asked for.",
+        "schema": {"type": "string"},
+    },
+    "Age": {
+        "description": "Whole seconds since the availability was known to be current.",
+        "schema": {"type": "integer"},
+    },
+    "Cache-Status": {
+        "description": "RFC 9211: `flashsale-gateway; hit` from the gateway's snapshot, "
+        "`fwd=request` an exact read asked for, `fwd=miss` read from the database because "
+        "the snapshot did not hold the product.",
+        "schema": {"type": "string"},
+    },
+}
 
 
 def _not_found(product_id: int) -> Problem:
     return Problem(404, "product_not_found", f"product {product_id} does not exist")
 
 
+async def read_exact(
+    engine: AsyncEngine, snapshot: StockSnapshot, product_id: int
+) -> tuple[dict[str, Any], Reading] | None:
+    """The product from the database (kept in the snapshot when the feed runs), or None."""
+    began = snapshot.reading()
+    async with engine.connect() as conn:
+        row = await queries.get_product(conn, product_id)
+    if row is not None:
+        snapshot.install(row, began)
+    return None if row is None else (row, began)
+
+
+def product_answer(
+    row: dict[str, Any], began: Reading, if_none_match: bytes | None, asked: bool
+) -> Response:
+    """An exact answer (200, or 304 when the client has this version)."""
+    tag = pages.etag(row["version"])
+    cache, status = (
+        (pages.REVALIDATE, pages.ASKED_EXACT) if asked else (pages.SHARED_SECOND, pages.NOT_HELD)
+    )
+    found = pages.headers(tag, cache, began.at.timestamp(), status)
+    headers = {k.decode(): v.decode() for k, v in found}
+    if pages.not_modified(if_none_match, tag):
+        return Response(status_code=304, headers=headers)
+    return Response(pages.of_row(row, began.at), media_type="application/json", headers=headers)
+
+
+def snapshot_answer(
+    snapshot: StockSnapshot, product_id: int, if_none_match: bytes | None
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
+    """Status, body and headers from this process's snapshot, or None (read the database)."""
+    found = snapshot.page(product_id)
+    if found is None:
+        return None
+    encoded, tag, current_at = pages.of_entry(*found)
+    headers = pages.headers(tag, pages.SHARED_SECOND, current_at, pages.FROM_SNAPSHOT)
+    if pages.not_modified(if_none_match, tag):
+        return 304, b"", headers
+    return 200, encoded, [pages.JSON, *headers]
+
+
 @router.get("/api/products", response_model=list[ProductOut])
 async def list_products(
     engine: EngineDep,
+    requester: RequesterDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-) -> list[dict[str, object]]:
-    """Every product with its current availability."""
+) -> Response:
+    """Every product with its availability, read from the database (exact)."""
+    snapshot = requester.snapshot
+    began = snapshot.reading()
     async with engine.connect() as conn:
-        return await queries.list_products(conn, limit, offset)
+        rows = await queries.list_products(conn, limit, offset)
+    for row in rows:
+        snapshot.install(row, began)
+    encoded = b"[" + b",".join(pages.of_row(row, began.at) for row in rows) + b"]"
+    return Response(encoded, media_type="application/json")
 
 
 @router.get(
-    "/api/products/{product_id}", response_model=ProductOut, responses={404: {"model": None}}
+    "/api/products/{product_id}",
+    response_model=ProductOut,
+    responses={
+        200: {"headers": _CACHE_HEADERS},
+        304: {"description": "The client's `If-None-Match` is this version.", "headers": {}},
+        404: {"model": None},
+    },
 )
-async def get_product(product_id: int, engine: EngineDep) -> dict[str, object]:
-    """One product; `available` already reflects every committed hold and release."""
-    async with engine.connect() as conn:
-        product = await queries.get_product(conn, product_id)
-    if product is None:
+async def get_product(
+    product_id: int,
+    engine: EngineDep,
+    requester: RequesterDep,
+    consistent: Annotated[
+        bool,
+        Query(
+            description="Read from the database: exact, including every change committed "
+            "before the request (the header `Cache-Control: no-cache` does the same)."
+        ),
+    ] = False,
+    cache_control: Annotated[str | None, Header(include_in_schema=False)] = None,
+    pragma: Annotated[str | None, Header(include_in_schema=False)] = None,
+    if_none_match: Annotated[
+        str | None, Header(description="An ETag of an earlier answer: 304 if still current.")
+    ] = None,
+) -> Response:
+    """One product. By default from this gateway process's snapshot of stock levels
+    (`Cache-Status: flashsale-gateway; hit`): it reflects this process's own writes at once and
+    every other committed change within the bound in docs/operations.md (p99 under 100 ms;
+    never more than a second). `?consistent=true` or `Cache-Control: no-cache` reads the
+    database (`fwd=request`), as does a product this process does not hold (`fwd=miss`)."""
+    tag = if_none_match.encode("latin-1") if if_none_match else None
+    exact = consistent or pages.exact_asked(
+        cache_control.encode("latin-1") if cache_control else None,
+        pragma.encode("latin-1") if pragma else None,
+    )
+    snapshot = requester.snapshot
+    if not exact:
+        found = snapshot_answer(snapshot, product_id, tag)
+        if found is not None:
+            _FROM_SNAPSHOT.inc()
+            status, encoded, headers = found
+            return Response(
+                encoded or None,
+                status_code=status,
+                headers={k.decode(): v.decode() for k, v in headers},
+            )
+    _FROM_DATABASE.inc()
+    read = await read_exact(engine, snapshot, product_id)
+    if read is None:
         raise _not_found(product_id)
-    return product
+    return product_answer(*read, tag, exact)
 
 
 @router.post(
@@ -50,10 +175,13 @@ async def get_product(product_id: int, engine: EngineDep) -> dict[str, object]:
     dependencies=[AdminDep],
     tags=["admin"],
 )
-async def create_product(body: ProductIn, engine: EngineDep) -> dict[str, object]:
+async def create_product(body: ProductIn, engine: EngineDep, requester: RequesterDep) -> Response:
     """Create a product with all its stock available."""
+    began = requester.snapshot.reading()
     async with engine.begin() as conn:
-        return await queries.insert_product(conn, **body.model_dump())
+        row = await queries.insert_product(conn, **body.model_dump())
+    requester.snapshot.install(row, began)
+    return Response(pages.of_row(row, began.at), status_code=201, media_type="application/json")
 
 
 @router.post(
@@ -68,7 +196,7 @@ async def restock(
     engine: EngineDep,
     requester: RequesterDep,
     idempotency_key: IdempotencyKey = None,
-) -> dict[str, object]:
+) -> Response:
     """Add units through the product's inventory partition (stock has one writer).
 
     With an Idempotency-Key, retrying the same restock adds its units once.
@@ -95,7 +223,7 @@ async def restock(
     )
     if not reply.found:
         raise _not_found(product_id)
-    async with engine.connect() as conn:
-        product = await queries.get_product(conn, product_id)
-    assert product is not None
-    return product
+    read = await read_exact(engine, requester.snapshot, product_id)
+    assert read is not None
+    row, began = read
+    return Response(pages.of_row(row, began.at), media_type="application/json")

@@ -20,6 +20,7 @@ PRODUCT_COLUMNS = (
     products.c.max_per_customer,
     products.c.sale_starts_at,
     products.c.sale_ends_at,
+    products.c.version,
 )
 MAX_BIGINT = 2**63 - 1
 

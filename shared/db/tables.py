@@ -43,6 +43,8 @@ products = Table(
     Column("sale_starts_at", DateTime(timezone=True), nullable=True),
     Column("sale_ends_at", DateTime(timezone=True), nullable=True),
     Column("holds_refused", BigInteger, nullable=False, server_default=text("0")),
+    # +1 with each commit that changes stock_total or available (only the partition writes it)
+    Column("version", BigInteger, nullable=False, server_default=text("0")),
     *_timestamps(),
     CheckConstraint("available >= 0 AND available <= stock_total", name="available_in_range"),
     CheckConstraint("price_cents >= 0", name="price_not_negative"),

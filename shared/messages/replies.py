@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from shared.messages.base import Message
+from shared.messages.stock_levels import Level
 
 HoldRefusalReason = Literal[
     "product_not_found",
@@ -49,6 +50,11 @@ class HoldsDecided(Message):
 
     type: Literal["HoldsDecided"] = "HoldsDecided"
     replies: list[HoldReply | None]
+    levels: dict[int, Level] = Field(
+        default_factory=dict,
+        description="The envelope's products after the commits that decided it: the gateway "
+        "that answers these holds reads them back at once.",
+    )
 
 
 class StockChanged(Message):

@@ -14,6 +14,11 @@ class Level(BaseModel):
     """One product's availability and what decides a hold before stock does."""
 
     available: int
+    stock_total: int | None = None
+    version: int | None = Field(
+        default=None,
+        description="Committed changes of the product's stock so far: a larger one is newer.",
+    )
     on_sale_from: datetime | None = None
     on_sale_until: datetime | None = None
     limited: bool = Field(default=False, description="Has max_per_customer.")

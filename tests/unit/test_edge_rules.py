@@ -61,9 +61,10 @@ def test_older_news_never_replaces_newer_levels() -> None:
     snapshot.apply(_levels(5, NOW))
     snapshot.apply(_levels(0, NOW - timedelta(seconds=1)))
     assert snapshot.refusal(7, 1, None, NOW) is None
-    snapshot.observe(7, 0, NOW - timedelta(seconds=1))  # a late reply is older news too
+    late_reply = {7: Level(available=0)}  # the levels of a late reply are older news too
+    snapshot.apply_levels(late_reply, NOW - timedelta(seconds=1))
     assert snapshot.refusal(7, 1, None, NOW) is None
-    snapshot.observe(7, 0, NOW + timedelta(seconds=1))
+    snapshot.apply_levels(late_reply, NOW + timedelta(seconds=1))
     assert snapshot.refusal(7, 1, None, NOW) == 0
 
 

@@ -61,6 +61,8 @@ class Product:
     max_per_customer: int | None = None
     sale_starts_at: datetime | None = None
     sale_ends_at: datetime | None = None
+    #: committed changes of stock_total or available so far (the database bumps it on save)
+    version: int = 0
 
     def on_sale(self, now: datetime) -> bool:
         """Inside the sale window (an open end means no limit on that side)."""

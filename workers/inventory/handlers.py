@@ -61,6 +61,7 @@ async def handle(
                         stock = await store.load(
                             pg, commands, ttl, now, placed_before=placed_before
                         )
+                        loaded = dict(stock.products)
                         decisions = domain.decide(stock, commands, now)
                         await store.save(pg, decisions)
                 except BaseException:
@@ -80,7 +81,7 @@ async def handle(
                 raise
     return Committed(
         decisions,
-        {pid: level_of(p) for pid, p in stock.products.items()},
+        {pid: level_of(p, loaded[pid]) for pid, p in stock.products.items()},
         [
             d.hold
             for d in decisions
@@ -89,10 +90,18 @@ async def handle(
     )
 
 
-def level_of(product: domain.Product) -> Level:
-    """What a gateway needs to refuse a hold of this product without asking."""
+def level_of(product: domain.Product, loaded: domain.Product | None = None) -> Level:
+    """The product after the commit, as gateways keep it: its stock, its version (which the
+    save bumped if stock_total or available changed since `loaded`), and what they need to
+    refuse a hold without asking."""
+    changed = loaded is not None and (loaded.available, loaded.stock_total) != (
+        product.available,
+        product.stock_total,
+    )
     return Level(
         available=product.available,
+        stock_total=product.stock_total,
+        version=product.version + (1 if changed else 0),
         on_sale_from=product.sale_starts_at,
         on_sale_until=product.sale_ends_at,
         limited=product.max_per_customer is not None,

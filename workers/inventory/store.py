@@ -28,7 +28,7 @@ class ConcurrentWriter(Exception):
 #: Locked in id order: a second consumer during a failover waits here, then reads what the
 #: first one committed, instead of deciding on stale stock.
 _PRODUCTS = """
-SELECT id, stock_total, available, max_per_customer, sale_starts_at, sale_ends_at
+SELECT id, stock_total, available, max_per_customer, sale_starts_at, sale_ends_at, version
 FROM products WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
 """
 _HOLD_COLUMNS = """
@@ -83,6 +83,7 @@ async def load(
             p["max_per_customer"],
             p["sale_starts_at"],
             p["sale_ends_at"],
+            p["version"],
         )
     hold_ids = {c.hold_id for c in commands if isinstance(c, domain.ExpireHold)}
     if placed_before:
@@ -165,6 +166,7 @@ WITH new_holds AS (
   SET available = p.available + d.available,
       stock_total = p.stock_total + d.stock_total,
       holds_refused = p.holds_refused + d.refused,
+      version = p.version + CASE WHEN d.available <> 0 OR d.stock_total <> 0 THEN 1 ELSE 0 END,
       updated_at = CASE WHEN d.available <> 0 OR d.stock_total <> 0 THEN now()
                         ELSE p.updated_at END
   FROM unnest($16::bigint[], $17::int[], $18::int[], $19::bigint[])

@@ -17,6 +17,7 @@ from shared.messages import (
     ExpireHolds,
     HoldsDecided,
     InventoryCommand,
+    Level,
     Message,
     PlaceHolds,
     StockLevels,
@@ -30,6 +31,8 @@ log = logging.getLogger("workers.inventory")
 
 #: Most expiries one ExpireHolds carries.
 EXPIRIES_PER_MESSAGE = 5000
+#: Most product levels a consumer keeps for its replies (they are needed for milliseconds).
+LATEST_LEVELS = 10_000
 
 
 def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
@@ -41,6 +44,8 @@ def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
 def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> None:
     partition = queue.name
     follow_ups: set[asyncio.Task[None]] = set()
+    #: the newest committed level of each product this consumer decided lately, for replies
+    latest: dict[int, Level] = {}
 
     async def publish_expiries(holds: Sequence[domain.Hold]) -> None:
         # Not awaited by the next batch: a hold whose expiry is lost here (the worker dies
@@ -59,6 +64,9 @@ def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> 
             )
 
     def after_commit(done: handlers.Committed) -> None:
+        if len(latest) > LATEST_LEVELS:
+            latest.clear()  # a reply without a product's level makes its gateway read it
+        latest.update(done.levels)
         jobs = [
             ctx.bus.notify(
                 StockLevels(partition=partition, levels=done.levels),
@@ -91,8 +99,10 @@ def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> 
             await record_failure(ctx, partition, str(item.message_id), item.type, exc)
         if isinstance(envelope, ExpireHolds):
             return None
+        products = {item.product_id for item in items}
         return HoldsDecided(
-            replies=[r.reply if isinstance(r, domain.Decision) else None for r in results]
+            replies=[r.reply if isinstance(r, domain.Decision) else None for r in results],
+            levels={pid: latest[pid] for pid in products if pid in latest},
         )
 
     # Several deliveries in flight (prefetch), decided strictly one batch at a time, in order,
