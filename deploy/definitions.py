@@ -1,10 +1,10 @@
 """RabbitMQ definitions (exchanges, queues, bindings, policies) from what the code declares.
 
-`python -m deploy.definitions` (or `./dev docs`) writes `deploy/rabbitmq/definitions.json`, and
-the copy the Kubernetes base mounts: an operator imports it with the management UI ("Import
-definitions"), `rabbitmqctl import_definitions` or `rabbitmqadmin import`. It is produced by
-running `shared.bus.declare_topology` — the processes' own declaration — against a recording
-channel, so it cannot say anything the code does not; a unit test checks the file is current.
+`python -m deploy.definitions` (or `./dev docs`) writes `deploy/rabbitmq/definitions.json`; an
+operator imports it with the management UI ("Import definitions"), `rabbitmqctl
+import_definitions` or `rabbitmqadmin import`. It is produced by running
+`shared.bus.declare_topology` — the processes' own declaration — against a recording channel,
+so it cannot say anything the code does not; a unit test checks the file is current.
 
 Users and passwords are not in it: `python -m shared.roles` creates each process kind's user
 with its own permissions (importing users would reset their passwords at every import).
@@ -21,12 +21,8 @@ from shared import roles, topology
 from shared.bus import declare_topology
 from shared.settings import PROJECT_ROOT, Settings
 
-#: Where the file lives, and the copy the kustomize base mounts (kustomize reads only files
-#: below its own folder).
-OUTPUTS = (
-    PROJECT_ROOT / "deploy" / "rabbitmq" / "definitions.json",
-    PROJECT_ROOT / "deploy" / "k8s" / "base" / "rabbitmq-definitions.json",
-)
+#: Where the file lives.
+OUTPUTS = (PROJECT_ROOT / "deploy" / "rabbitmq" / "definitions.json",)
 #: Replicas of every quorum queue: one per node of the three-node cluster. Not a queue
 #: argument (RabbitMQ compares `x-quorum-initial-group-size` when a process declares the
 #: queue again, and the processes do not send it) and not a policy key in 3.10: it is the
