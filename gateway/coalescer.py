@@ -25,6 +25,11 @@ class Overloaded(Exception):
     """Too many holds are already waiting for this partition."""
 
 
+class NotDecided(ReplyTimeout):
+    """The partition answered the envelope without a decision for this hold (dropped past its
+    deadline): it was certainly not placed."""
+
+
 class Sender(Protocol):
     async def __call__(self, envelope: PlaceHolds, routing_key: str) -> bytes: ...
 
@@ -105,7 +110,7 @@ class HoldCoalescer:
                 if future.done():
                     continue
                 if reply is None:
-                    future.set_exception(ReplyTimeout("no decision for this hold"))
+                    future.set_exception(NotDecided("no decision for this hold"))
                 else:
                     future.set_result(reply)
         except Exception as exc:

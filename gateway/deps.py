@@ -105,7 +105,15 @@ def customer_throttle(request: Request, client_id: str, customer_id: str) -> Non
 
 #: The client id of the storefront making the request ('' when no keys are configured).
 StorefrontDep = Annotated[str, Depends(_storefront)]
+#: One meaning of "no key": the header is absent. An empty value is refused (422), so a key
+#: that reaches a worker or the database is never "".
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", max_length=200, description="Replays return the first result"),
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Replays return the first result. 1–200 characters: an empty value is "
+        "refused (422 validation_error); omit the header to send a request without a key.",
+    ),
 ]

@@ -6,9 +6,10 @@ import time
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+import aio_pika
 from pydantic import BaseModel, TypeAdapter
 
-from gateway.coalescer import HoldCoalescer, Overloaded
+from gateway.coalescer import HoldCoalescer, NotDecided, Overloaded
 from gateway.problems import Problem, unavailable
 from gateway.snapshot import StockSnapshot
 from shared import topology
@@ -39,6 +40,25 @@ _payment_reply = TypeAdapter(PaymentRecorded)
 #: The worker must have decided this long before the gateway gives up, so that a command
 #: finished just after the client got its 503 is rare (and a hold made so still expires).
 DEADLINE_MARGIN = timedelta(milliseconds=500)
+
+
+def maybe_sent(exc: BusUnavailable) -> bool:
+    """Whether the broker may have taken the command although it was not confirmed: the
+    connection dropped, or no confirm came, after the publish began."""
+    cause = exc.__cause__
+    if cause is None:  # not connected: nothing was sent
+        return False
+    return not isinstance(cause, aio_pika.exceptions.DeliveryError)  # returned: not queued
+
+
+def unknown_outcome(what: str, keyed: bool) -> Problem:
+    """503 for a command that may have been applied (the client cannot know)."""
+    retry = (
+        "retry with the same Idempotency-Key"
+        if keyed
+        else "send an Idempotency-Key to retry safely"
+    )
+    return unavailable(f"the outcome is unknown: {what}; {retry}")
 
 
 class Requester:
@@ -125,7 +145,10 @@ class Requester:
             )
         except BusUnavailable as exc:
             outcome = "unavailable"
-            raise unavailable("the message broker is unavailable") from exc
+            if maybe_sent(exc):
+                keyed = getattr(message, "idempotency_key", None) is not None
+                raise unknown_outcome(f"{command} may have been applied", keyed) from exc
+            raise unavailable(f"the message broker is unavailable; {command} was not sent") from exc
         except ReplyTimeout:
             outcome = "timeout"
             raise
@@ -170,10 +193,21 @@ class Requester:
                 "too many holds waiting for this product's partition; retry shortly",
                 headers={"Retry-After": "1"},
             ) from exc
-        except BusUnavailable as exc:
-            raise unavailable("the message broker is unavailable") from exc
-        except ReplyTimeout as exc:
+        except NotDecided as exc:
             raise unavailable("no inventory decision in time; the hold was not placed") from exc
+        except BusUnavailable as exc:
+            if maybe_sent(exc):
+                raise unknown_outcome(
+                    "the hold may have been placed; a placed hold expires by itself",
+                    cmd.idempotency_key is not None,
+                ) from exc
+            raise unavailable("the message broker is unavailable; the hold was not placed") from exc
+        except ReplyTimeout as exc:
+            # The partition may have decided and committed after all: only its answer is lost.
+            raise unknown_outcome(
+                "the hold may have been placed; a placed hold expires by itself",
+                cmd.idempotency_key is not None,
+            ) from exc
         return reply
 
     async def restock(self, cmd: Restock) -> StockChanged:
@@ -187,7 +221,8 @@ class Requester:
                 routing_key=self._partition(cmd.product_id),
             )
         except ReplyTimeout as exc:
-            raise unavailable("no inventory answer in time; the restock was not applied") from exc
+            # dropped past its deadline, or decided with its answer lost: the key makes it safe
+            raise unknown_outcome("the restock may have been applied", keyed=True) from exc
         self.snapshot.invalidate(cmd.product_id)  # the route reads it back from the database
         return reply
 

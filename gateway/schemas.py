@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any, Literal, Self
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 MAX_BIGINT = 2**63 - 1
 
@@ -14,6 +23,38 @@ MAX_BIGINT = 2**63 - 1
 MAX_STOCK = 2**31 - 1
 #: price × the largest hold must fit the database's BIGINT amount
 MAX_PRICE_CENTS = 10**12
+#: Sale times outside these years are refused: no sale runs then, and the database's and
+#: Python's ranges differ past them (year 1 becomes -infinity, unreadable back).
+SALE_YEARS = (2000, 2100)
+
+
+def _sale_time(value: object) -> object:
+    """A sale time is ISO 8601 text: a number is not a date."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 date-time with a timezone, e.g. 2026-11-21T10:00:00Z")
+    return value
+
+
+def _in_sale_years(value: datetime) -> datetime:
+    first, last = SALE_YEARS
+    if not first <= value.astimezone(UTC).year <= last:
+        raise ValueError(f"must be within the years {first} to {last}")
+    return value
+
+
+SaleTime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_sale_time),
+    AfterValidator(_in_sale_years),
+    Field(
+        description=f"ISO 8601 with a timezone, within the years {SALE_YEARS[0]}–{SALE_YEARS[1]}",
+        examples=["2026-11-21T10:00:00Z"],
+        json_schema_extra={
+            "formatMinimum": f"{SALE_YEARS[0]}-01-01T00:00:00Z",
+            "formatMaximum": f"{SALE_YEARS[1]}-12-31T23:59:59Z",
+        },
+    ),
+]
 
 
 class Strict(BaseModel):
@@ -54,24 +95,27 @@ class ProductOut(BaseModel):
 
 class ProductIn(Strict):
     name: str = Field(min_length=1, max_length=200, examples=["Limited sneaker"])
-    price_cents: int = Field(ge=0, le=MAX_PRICE_CENTS, examples=[12900])
-    stock: int = Field(ge=0, le=MAX_STOCK, examples=[100])
-    max_per_customer: int | None = Field(default=None, ge=1, le=2**31 - 1)
-    sale_starts_at: datetime | None = None
-    sale_ends_at: datetime | None = None
+    price_cents: int = Field(ge=0, le=MAX_PRICE_CENTS, strict=True, examples=[12900])
+    stock: int = Field(ge=0, le=MAX_STOCK, strict=True, examples=[100])
+    max_per_customer: int | None = Field(default=None, ge=1, le=2**31 - 1, strict=True)
+    sale_starts_at: SaleTime | None = None
+    sale_ends_at: SaleTime | None = None
 
     @model_validator(mode="after")
     def _window_in_order(self) -> Self:
-        for value in (self.sale_starts_at, self.sale_ends_at):
-            if value is not None and value.tzinfo is None:
-                raise ValueError("sale times need a timezone (e.g. 2026-11-21T10:00:00Z)")
         if self.sale_starts_at and self.sale_ends_at and self.sale_ends_at <= self.sale_starts_at:
             raise ValueError("sale_ends_at must be after sale_starts_at")
         return self
 
 
 class RestockIn(Strict):
-    add: int = Field(gt=0, le=MAX_STOCK, examples=[50])
+    add: int = Field(
+        gt=0,
+        le=MAX_STOCK,
+        strict=True,
+        description=f"Units to add; the product's stock_total may not pass {MAX_STOCK} (422).",
+        examples=[50],
+    )
 
 
 #: An opaque customer token: ASCII letters, digits and `._:@-`, so that no invisible or
@@ -80,8 +124,15 @@ CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,64}$"
 
 
 class HoldIn(Strict):
-    product_id: int = Field(ge=1, le=MAX_BIGINT, examples=[1])
-    qty: int = Field(ge=1, examples=[1])
+    product_id: int = Field(ge=1, le=MAX_BIGINT, strict=True, examples=[1])
+    qty: int = Field(
+        ge=1,
+        strict=True,
+        description="Units to hold: at most FLASHSALE_MAX_QTY_PER_HOLD (10 by default); more "
+        'is a 422. An integer: true, 1.0 and "1" are refused.',
+        json_schema_extra={"x-maximum-setting": "FLASHSALE_MAX_QTY_PER_HOLD"},
+        examples=[1],
+    )
     customer_id: str | None = Field(
         default=None,
         min_length=1,
@@ -120,6 +171,10 @@ class OrderOut(BaseModel):
 
 
 class OrderProcessing(BaseModel):
+    """202: the command is queued and will be decided, as this order or as a refusal (the
+    hold expired or was used meanwhile); GET the order (404 until it exists), or repeat the
+    request with the same Idempotency-Key to learn the decision."""
+
     order_id: uuid.UUID
     status: Literal["processing"] = "processing"
 
@@ -129,7 +184,7 @@ class WebhookIn(Strict):
     order_id: uuid.UUID | None = None
     hold_id: uuid.UUID | None = None
     status: Literal["success", "failed"]
-    amount_cents: int | None = Field(default=None, ge=0, le=MAX_BIGINT)
+    amount_cents: int | None = Field(default=None, ge=0, le=MAX_BIGINT, strict=True)
     provider_reference: str | None = Field(default=None, max_length=200)
 
     @model_validator(mode="after")

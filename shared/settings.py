@@ -66,7 +66,11 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
     #: How late an expiry may be before the sweep re-issues it.
     sweep_grace_seconds: float = Field(default=5.0, ge=0)
-    amqp_heartbeat_seconds: int = Field(default=10, ge=1)
+    #: Low, so a frozen (SIGSTOPped) consumer loses its partitions within 2 heartbeats.
+    amqp_heartbeat_seconds: int = Field(default=3, ge=1)
+    #: How long a worker retries a message in place while the database or broker is away,
+    #: before the message goes back to its queue (each return counts towards the dead queue).
+    transient_retry_seconds: float = Field(default=30.0, ge=0)
     #: Most commands of one partition decided in one transaction (also the partition prefetch).
     inventory_batch_size: int = Field(default=100, ge=1, le=1000)
     #: The gateway coalesces holds per partition: the longest a hold waits for company, the

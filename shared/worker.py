@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Coroutine
+import socket
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 import uvloop
 from faststream import FastStream
 from faststream.rabbit import RabbitBroker
+from faststream.rabbit.message import RabbitMessage
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from prometheus_client import REGISTRY, start_http_server
 from sqlalchemy import func
@@ -20,14 +22,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared import topology
 from shared.bus import Bus, BusUnavailable, ReplyTimeout
 from shared.db.session import make_engine
 from shared.db.tables import message_failures
 from shared.logging import setup_logging
+from shared.messages import utcnow
 from shared.metrics import MESSAGES_FAILED
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger("workers")
+T = TypeVar("T")
 
 
 @dataclass
@@ -104,6 +109,114 @@ async def record_failure(
         log.warning("could not record the failure", extra={"message_id": message_id})
     if is_transient(exc):
         await asyncio.sleep(TRANSIENT_BACKOFF_SECONDS)
+
+
+async def retrying(ctx: WorkerContext, attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run `attempt`; while it fails on a passing fault, wait and run it again, for up to
+    `transient_retry_seconds`: a database outage then costs no delivery of the message."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + ctx.settings.transient_retry_seconds
+    delay = 0.25
+    while True:
+        try:
+            return await attempt()
+        except Exception as exc:
+            if not is_transient(exc) or loop.time() + delay > give_up:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 4.0)
+
+
+#: Headers a worker adds to a message it dead-letters itself: why, where, who, how often.
+DEAD_HEADERS = "flashsale-"
+
+
+class DeadLettered(Exception):
+    """The message was put in its dead queue (with its reason) and acknowledged."""
+
+
+def deliveries(message: RabbitMessage) -> int:
+    """How many times this message has been delivered, this delivery included."""
+    count = (message.raw_message.headers or {}).get("x-delivery-count", 0)
+    return (int(count) if isinstance(count, int | str) and str(count).isdigit() else 0) + 1
+
+
+def worker_id(ctx: WorkerContext) -> str:
+    """This process, as an operator finds it: `inventory-4242@web1`."""
+    return f"{ctx.name}-{os.getpid()}@{socket.gethostname()}"
+
+
+async def dead_letter(
+    broker: RabbitBroker,
+    ctx: WorkerContext,
+    queue: str,
+    message: RabbitMessage,
+    exc: BaseException,
+    reason: str,
+) -> None:
+    """Put a copy of `message` in `<queue>.dead` with the reason it failed (exception type and
+    text, worker, delivery count), then acknowledge it. `reason` is `decision_error` (it can
+    never succeed) or `delivery_limit` (a passing fault that did not pass)."""
+    raw = message.raw_message
+    headers: dict[str, Any] = {
+        k: v for k, v in (raw.headers or {}).items() if not str(k).startswith(DEAD_HEADERS)
+    }
+    headers.update(
+        {
+            f"{DEAD_HEADERS}reason": reason,
+            f"{DEAD_HEADERS}error-type": type(exc).__name__,
+            f"{DEAD_HEADERS}error": str(exc)[:1000],
+            f"{DEAD_HEADERS}worker": worker_id(ctx),
+            f"{DEAD_HEADERS}deliveries": deliveries(message),
+            f"{DEAD_HEADERS}source-queue": queue,
+            f"{DEAD_HEADERS}source-exchange": raw.exchange or "",
+            f"{DEAD_HEADERS}routing-key": raw.routing_key or queue,
+            f"{DEAD_HEADERS}failed-at": utcnow().isoformat(),
+        }
+    )
+    await broker.publish(
+        raw.body,
+        routing_key=topology.dead_queue(queue).name,  # the default exchange, by queue name
+        headers=headers,
+        content_type=raw.content_type,
+        message_id=raw.message_id,
+        message_type=raw.type,
+        correlation_id=raw.correlation_id,
+        persist=True,
+        mandatory=True,
+    )
+    await message.ack()
+    log.error(
+        "message dead-lettered",
+        extra={
+            "queue": queue,
+            "message_id": raw.message_id,
+            "type": raw.type,
+            "reason": reason,
+            "error": f"{type(exc).__name__}: {exc}"[:500],
+            "deliveries": deliveries(message),
+        },
+    )
+
+
+async def settle_failure(
+    broker: RabbitBroker,
+    ctx: WorkerContext,
+    queue: str,
+    message: RabbitMessage,
+    message_type: str,
+    exc: BaseException,
+) -> None:
+    """After a handler failed for good: record it, then either let the message go back to its
+    queue (a passing fault, deliveries left) or dead-letter it with its reason at once (a
+    decision error is not retried: the same command meets the same data). Always raises."""
+    message_id = message.raw_message.message_id or ""
+    await record_failure(ctx, queue, message_id, message_type, exc)
+    if is_transient(exc) and deliveries(message) < topology.DELIVERY_LIMIT:
+        raise exc
+    reason = "delivery_limit" if is_transient(exc) else "decision_error"
+    await dead_letter(broker, ctx, queue, message, exc, reason)
+    raise DeadLettered(reason) from exc
 
 
 def broker_url(settings: Settings, name: str) -> str:

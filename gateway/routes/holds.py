@@ -16,7 +16,7 @@ from gateway.deps import (
     customer_throttle,
 )
 from gateway.idempotency import KEY_REUSED, parse_id, replayed, request_hash
-from gateway.problems import Problem
+from gateway.problems import Problem, outage_answered
 from gateway.rpc import Requester
 from gateway.schemas import HoldIn, HoldOut
 from shared.db import queries
@@ -24,6 +24,9 @@ from shared.holds import hold_is_live
 from shared.messages import HoldPlaced, PlaceHold, utcnow
 from shared.messages.replies import HoldRefusalReason
 from shared.metrics import GATEWAY_HOLDS_REFUSED
+
+#: The database is down before anything was asked of a worker.
+UNAVAILABLE = "the database is unavailable; no hold was placed; retry with the same Idempotency-Key"
 
 router = APIRouter(tags=["holds"])
 
@@ -37,7 +40,14 @@ _REFUSALS = {
         "product {product_id} has a per-customer limit: the hold needs a customer_id",
     ),
     "idempotency_key_reused": (409, KEY_REUSED),
+    "product_undecidable": (
+        503,
+        "product {product_id} cannot be decided: its stored data is invalid (the operator is "
+        "told); the hold was not placed",
+    ),
 }
+#: Seconds to wait before asking again about a product whose data an operator must repair.
+UNDECIDABLE_RETRY_AFTER = "30"
 
 
 def hold_view(hold: dict[str, Any]) -> dict[str, Any]:
@@ -75,10 +85,11 @@ async def place_hold(
     if body.customer_id is not None:
         customer_throttle(request, client_id, body.customer_id)
     digest = None  # only a keyed request can be replayed by another with the same body
-    if idempotency_key:
+    if idempotency_key is not None:
         digest = request_hash(body)
-        async with engine.connect() as conn:
-            found = await queries.get_hold_by_key(conn, client_id, idempotency_key)
+        with outage_answered(UNAVAILABLE):
+            async with engine.connect() as conn:
+                found = await queries.get_hold_by_key(conn, client_id, idempotency_key)
         existing = replayed(found, digest)
         if existing is not None:
             response.headers["Location"] = f"/api/holds/{existing['hold_id']}"
@@ -123,9 +134,11 @@ async def new_hold(
 def _refused(reason: HoldRefusalReason, product_id: int, available: int | None) -> Problem:
     status, template = _REFUSALS[reason]
     extra: dict[str, Any] = {"available": available} if reason == "insufficient_stock" else {}
-    return Problem(
-        status, reason, template.format(product_id=product_id, available=available), **extra
-    )
+    detail = template.format(product_id=product_id, available=available)
+    if reason == "product_undecidable":
+        headers = {"Retry-After": UNDECIDABLE_RETRY_AFTER}
+        return Problem(status, "product_unavailable", detail, headers=headers)
+    return Problem(status, reason, detail, **extra)
 
 
 @router.get("/api/holds/{hold_id}", response_model=HoldOut, responses={401: {}, 404: {}})

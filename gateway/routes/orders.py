@@ -10,11 +10,16 @@ from fastapi.responses import JSONResponse
 
 from gateway.deps import EngineDep, IdempotencyKey, RequesterDep, StorefrontDep
 from gateway.idempotency import KEY_REUSED, parse_id, replayed, request_hash
-from gateway.problems import Problem
+from gateway.problems import Problem, infrastructure_fault, outage_answered
 from gateway.schemas import OrderIn, OrderOut, OrderProcessing
 from shared.bus import ReplyTimeout
 from shared.db import queries
 from shared.messages import CreateOrder, OrderCreated
+
+#: The database is down before anything was asked of a worker.
+UNAVAILABLE = (
+    "the database is unavailable; no order was created; retry with the same Idempotency-Key"
+)
 
 router = APIRouter(tags=["orders"])
 
@@ -42,9 +47,10 @@ async def create_order(
     if hold_id is None:
         raise _hold_not_found(body.hold_id)
     digest = request_hash(body)
-    if idempotency_key:
-        async with engine.connect() as conn:
-            found = await queries.get_order_by_key(conn, client_id, idempotency_key)
+    if idempotency_key is not None:
+        with outage_answered(UNAVAILABLE):
+            async with engine.connect() as conn:
+                found = await queries.get_order_by_key(conn, client_id, idempotency_key)
         existing = replayed(found, digest)
         if existing is not None:
             response.headers["Location"] = f"/api/orders/{existing['order_id']}"
@@ -62,7 +68,8 @@ async def create_order(
     try:
         reply = await requester.create_order(cmd)
     except ReplyTimeout:
-        # The command is durable in the queue and the id is fixed: the order will appear.
+        # The command is durable in the queue and will be decided: as this order (its id is
+        # fixed), or refused if the hold is no longer live by then. Only that is promised.
         return JSONResponse(
             OrderProcessing(order_id=order_id).model_dump(mode="json"),
             status_code=202,
@@ -70,8 +77,13 @@ async def create_order(
         )
     if isinstance(reply, OrderCreated):
         response.headers["Location"] = f"/api/orders/{reply.order_id}"
-        async with engine.connect() as conn:
-            stored = await queries.get_order(conn, reply.order_id, client_id)
+        try:
+            async with engine.connect() as conn:
+                stored = await queries.get_order(conn, reply.order_id, client_id)
+        except Exception as exc:  # the order exists: answer from the worker's reply
+            if infrastructure_fault(exc) is None:
+                raise
+            stored = None
         return stored or reply.model_dump()
     if reply.reason == "hold_not_found":
         raise _hold_not_found(body.hold_id)

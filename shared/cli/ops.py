@@ -65,9 +65,28 @@ async def sweep_now(settings: Settings) -> tuple[int, int]:
         await bus.close()
 
 
+#: Headers a worker sets on a message it dead-lettered itself (shared.worker.dead_letter).
+DEAD_HEADERS = "flashsale-"
+
+
 def _death(message: AbstractIncomingMessage) -> dict[str, Any]:
-    """Where and why a message first died, from RabbitMQ's x-death header."""
+    """Where and why a message died: from the worker's own headers when it dead-lettered the
+    message itself (with the error, the worker and the delivery count), else from RabbitMQ's
+    x-death header (delivery limit reached, or expired unprocessed)."""
     headers: dict[str, Any] = dict(message.headers or {})
+    own = {k[len(DEAD_HEADERS) :]: v for k, v in headers.items() if k.startswith(DEAD_HEADERS)}
+    if own:
+        error = f"{own.get('error-type', '')}: {own.get('error', '')}"
+        return {
+            "source_queue": str(own.get("source-queue", "")),
+            "exchange": str(own.get("source-exchange", "")),
+            "routing_key": str(own.get("routing-key", "")),
+            "reason": str(own.get("reason", "")),
+            "count": int(own.get("deliveries", 0) or 0),
+            "time": str(own.get("failed-at", "")),
+            "error": error,
+            "worker": str(own.get("worker", "")),
+        }
     deaths: list[Any] = list(headers.get("x-death") or [])
     first: dict[str, Any] = deaths[0] if deaths and isinstance(deaths[0], dict) else {}
     keys: list[Any] = list(first.get("routing-keys") or [""])
@@ -78,6 +97,8 @@ def _death(message: AbstractIncomingMessage) -> dict[str, Any]:
         "reason": str(first.get("reason", "")),
         "count": int(first.get("count", 0) or 0),
         "time": str(first.get("time", "")),
+        "error": "",
+        "worker": "",
     }
 
 
@@ -132,9 +153,14 @@ async def dlq_list(settings: Settings, queue: str | None, limit: int) -> list[di
             )
             return {r[0]: (r[1], r[2]) for r in found}
 
-    known = await with_engine(settings, errors) if rows else {}
+    try:
+        known = await with_engine(settings, errors) if rows else {}
+    except Exception:  # the database may be what is down: the messages' own reasons remain
+        known = {}
     for r in rows:
         error, failures = known.get(r["message_id"], ("", 0))
+        if r["error"]:  # the message's own: exception, worker and delivery count
+            error = f"{r['error']} (worker {r['worker']}, delivery {r['count']})"
         r["last_error"], r["failures"] = error, failures
     return rows
 
@@ -148,7 +174,11 @@ async def dlq_replay(settings: Settings, queue: str | None, limit: int) -> int:
         for name in [queue] if queue else dead_queue_names(settings):
             for m in await _drain(channel, name, limit):
                 death = _death(m)
-                headers = {k: v for k, v in (m.headers or {}).items() if not k.startswith("x-")}
+                headers = {
+                    k: v
+                    for k, v in (m.headers or {}).items()
+                    if not k.startswith(("x-", DEAD_HEADERS))
+                }
                 target = await channel.get_exchange(
                     death["exchange"] or topology.INVENTORY_EXCHANGE.name
                 )

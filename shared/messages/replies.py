@@ -18,6 +18,9 @@ HoldRefusalReason = Literal[
     "customer_limit_exceeded",
     "customer_id_required",
     "idempotency_key_reused",
+    # the product's stored data cannot be decided on (e.g. a sale date out of range): refused
+    # at once, recorded for the operator, never retried
+    "product_undecidable",
 ]
 
 

@@ -82,9 +82,11 @@ async def test_a_message_that_always_fails_is_dead_lettered_and_replayed(
         [row] = rows
         assert row["dead_queue"] == dead and row["source_queue"] == source
         assert row["message_id"] == str(poison.message_id) and row["type"] == "PlaceHold"
-        assert row["reason"] == "delivery_limit"
+        # a decision error is not a passing fault: dead-lettered at once, not retried
+        assert row["reason"] == "decision_error" and row["count"] == 1
         assert str(poison.product_id) in row["last_error"]  # the handler's own error
-        assert row["failures"] >= topology.DELIVERY_LIMIT
+        assert "worker inventory-" in row["last_error"] and "delivery 1" in row["last_error"]
+        assert row["failures"] == 1
         human = flashsale("dlq", "list", amqp_url=amqp, database_url=servers.database_url)
         assert str(poison.message_id) in human.stdout and "last error" in human.stdout
         assert _queue_depth(servers, vhost, dead) == 1  # listing leaves it in place

@@ -11,10 +11,12 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
+from faststream.rabbit.annotations import RabbitMessage
 
 from shared import metrics, topology
 from shared.messages import (
     ExpireHolds,
+    HoldRefused,
     HoldsDecided,
     InventoryCommand,
     Level,
@@ -23,7 +25,7 @@ from shared.messages import (
     StockLevels,
     utcnow,
 )
-from shared.worker import WorkerContext, is_transient, record_failure
+from shared.worker import WorkerContext, is_transient, record_failure, retrying, settle_failure
 from workers.inventory import domain, handlers
 from workers.inventory.batcher import Batcher
 
@@ -95,13 +97,16 @@ def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> 
         failed = [(c, r) for c, r in zip(items, results, strict=True) if isinstance(r, Exception)]
         if any(is_transient(exc) for _, exc in failed):
             raise failed[0][1]  # redelivered whole: what was committed replays unchanged
-        for item, exc in failed:  # decided alone and still failing: its requester gets a 503
+        for item, exc in failed:  # decided alone and still failing: not a passing fault
             await record_failure(ctx, partition, str(item.message_id), item.type, exc)
         if isinstance(envelope, ExpireHolds):
+            if failed:  # kept, with its reason, for the operator to replay once repaired
+                raise failed[0][1]
             return None
+        # A hold its product's data cannot decide is refused at once, with that reason.
         products = {item.product_id for item in items}
         return HoldsDecided(
-            replies=[r.reply if isinstance(r, domain.Decision) else None for r in results],
+            replies=[_reply_of(r) for r in results],
             levels={pid: latest[pid] for pid in products if pid in latest},
         )
 
@@ -117,15 +122,42 @@ def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> 
         description="Holds (one by one or in envelopes from each gateway), expiries, restocks "
         "and order releases of this partition's products.",
     )
-    async def on_command(command: InventoryCommand) -> Message | None:
-        try:
+    async def on_command(command: InventoryCommand, message: RabbitMessage) -> Message | None:
+        command = _without_empty_keys(command)
+
+        async def decide() -> Message | None:
             if isinstance(command, PlaceHolds | ExpireHolds):
                 return await decide_envelope(command)
-            decision = await batcher.submit(command)
+            return (await batcher.submit(command)).reply
+
+        try:
+            return await retrying(ctx, decide)
         except Exception as exc:
-            await record_failure(ctx, partition, str(command.message_id), command.type, exc)
+            await settle_failure(broker, ctx, partition, message, command.type, exc)
             raise
-        return decision.reply
+
+
+def _reply_of(result: domain.Decision | BaseException) -> Message | None:
+    """A hold's reply: its decision, or a refusal when its product's data cannot be decided
+    on (not a passing fault: deciding again would fail again)."""
+    if isinstance(result, domain.Decision):
+        return result.reply
+    if is_transient(result):
+        return None
+    return HoldRefused(reason="product_undecidable")
+
+
+def _without_empty_keys(command: InventoryCommand) -> InventoryCommand:
+    """One meaning of "no key" down to the SQL: an empty Idempotency-Key is none."""
+    if isinstance(command, PlaceHolds) and any(h.idempotency_key == "" for h in command.holds):
+        holds = [
+            h.model_copy(update={"idempotency_key": None}) if h.idempotency_key == "" else h
+            for h in command.holds
+        ]
+        return command.model_copy(update={"holds": holds})
+    if isinstance(command, domain.PlaceHold) and command.idempotency_key == "":
+        return command.model_copy(update={"idempotency_key": None})
+    return command
 
 
 _HOT = (domain.HoldCreated, domain.HoldReplayed, domain.HoldDenied, domain.HoldExpired)

@@ -6,6 +6,7 @@ import logging
 
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
 
 from shared import metrics, topology
 from shared.messages import (
@@ -17,7 +18,7 @@ from shared.messages import (
     utcnow,
 )
 from shared.payments import AMOUNT_MISMATCH
-from shared.worker import WorkerContext, record_failure
+from shared.worker import WorkerContext, retrying, settle_failure
 from workers.orders import handlers
 
 log = logging.getLogger("workers.orders")
@@ -35,11 +36,15 @@ def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
         title="orders.commands:consume",
         description="Turn an active, unexpired hold into an order, exactly once.",
     )
-    async def on_create_order(command: CreateOrder) -> OrderCreated | OrderRefused:
+    async def on_create_order(
+        command: CreateOrder, message: RabbitMessage
+    ) -> OrderCreated | OrderRefused:
+        if command.idempotency_key == "":  # one meaning of "no key", whoever sent it
+            command = command.model_copy(update={"idempotency_key": None})
         try:
-            return await _create(command)
+            return await retrying(ctx, lambda: _create(command))
         except Exception as exc:
-            await record_failure(ctx, queue_name, str(command.message_id), command.type, exc)
+            await settle_failure(broker, ctx, queue_name, message, command.type, exc)
             raise
 
     async def _create(command: CreateOrder) -> OrderCreated | OrderRefused:

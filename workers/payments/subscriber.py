@@ -6,10 +6,11 @@ import logging
 
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
 
 from shared import metrics, topology
 from shared.messages import PaymentRecorded, RecordPayment, utcnow
-from shared.worker import WorkerContext, record_failure
+from shared.worker import WorkerContext, retrying, settle_failure
 from workers.payments import handlers
 
 log = logging.getLogger("workers.payments")
@@ -35,12 +36,14 @@ def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
         title="payments.webhooks:consume",
         description="Verified payment webhooks: deduplicated by key, then applied to the order.",
     )
-    async def on_payment(command: RecordPayment) -> PaymentRecorded:
+    async def on_payment(command: RecordPayment, message: RabbitMessage) -> PaymentRecorded:
         try:
-            reply = await handlers.record(ctx.engine, ctx.bus, ctx.settings, command, utcnow())
+            reply = await retrying(
+                ctx, lambda: handlers.record(ctx.engine, ctx.bus, ctx.settings, command, utcnow())
+            )
         except Exception as exc:
             queue = topology.PAYMENTS_QUEUE_NAME
-            await record_failure(ctx, queue, str(command.message_id), command.type, exc)
+            await settle_failure(broker, ctx, queue, message, command.type, exc)
             raise
         metrics.PAYMENTS.labels(reply.result).inc()
         warn = ("ignored", "key_reused", "rejected")
