@@ -15,6 +15,19 @@ from pathlib import Path
 from shared.localservers import stop_pid
 
 _PR_SET_PDEATHSIG = 1
+#: The first restart comes at once (a gateway killed beside its twin is back within a second);
+#: a child that keeps dying waits twice as long each time, up to the ceiling.
+FIRST_RESTART_SECONDS = 0.25
+MAX_RESTART_SECONDS = 30.0
+#: A child that ran this long before exiting starts again from the first delay.
+STABLE_SECONDS = 30.0
+#: How often the supervisor looks at its children.
+POLL_SECONDS = 0.1
+
+
+def restart_delay(restarts: int) -> float:
+    """Back-off before restarting a child that has been restarted `restarts` times lately."""
+    return float(min(MAX_RESTART_SECONDS, FIRST_RESTART_SECONDS * 2.0 ** min(restarts, 10)))
 
 
 def _die_with_parent() -> None:
@@ -32,8 +45,10 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
+    started_at: float = 0.0
 
     def start(self) -> None:
+        self.started_at = time.monotonic()
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -72,11 +87,13 @@ class Supervisor:
                 if proc is None or proc.poll() is None:
                     continue
                 if child.next_start == 0.0:
-                    delay = min(30.0, 2.0 ** min(child.restarts, 5))
+                    if now - child.started_at >= STABLE_SECONDS:
+                        child.restarts = 0  # it ran fine for a while: not a crash loop
+                    delay = restart_delay(child.restarts)
                     child.next_start = now + delay
                     print(
                         f"[supervisor] {child.name} exited with {proc.returncode}; "
-                        f"restarting in {delay:.0f} s (log: {child.log})",
+                        f"restarting in {delay:.2f} s (log: {child.log})",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -86,7 +103,7 @@ class Supervisor:
                     child.start()
                     if callable(on_change):
                         on_change()
-            time.sleep(0.5)
+            time.sleep(POLL_SECONDS)
 
     def stop_all(self) -> None:
         """Gateway first (no new requests), then the workers; each by its pid."""
