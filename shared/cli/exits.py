@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 import traceback
@@ -145,6 +146,10 @@ class FlashsaleTyper(typer.Typer):
     """A Typer app that exits with an ExitCode and says in one line which server is missing."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # The AMQP client's own warnings about a refused connection would print before our
+        # one line (through logging's last resort); configured logging still gets them.
+        for name in ("aio_pika", "aiormq"):
+            logging.getLogger(name).addHandler(logging.NullHandler())
         try:
             return typer.main.get_command(self)(*args, **kwargs)
         except KeyboardInterrupt:

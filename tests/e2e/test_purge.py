@@ -51,7 +51,7 @@ async def _scene(engine: AsyncEngine) -> dict[str, Any]:
                 .values(
                     name=f"purge-{uuid.uuid4().hex[:8]}",
                     price_cents=100,
-                    stock_total=9,
+                    stock_total=7,
                     available=5,
                 )
                 .returning(products.c.id)

@@ -1,0 +1,149 @@
+"""What `flashsale simulate` shows: the live line, the summary table, the figures and the plot."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from shared.cli.sim_shoppers import Answer, Recorder
+
+#: Answer outcomes drawn in the answers/s plot, in this order.
+PLOTTED = ("held", "refused", "ordered", "applied", "duplicate", "pending_order", "error")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of `values`; 0 when there are none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def live_line(rec: Recorder, shoppers: int, window: float = 1.0) -> str:
+    """Elapsed, shoppers done, holds/s over the last second, sold, refused, p99."""
+    now = rec.now()
+    recent = [a for a in rec.answers if a.kind == "hold" and a.t >= now - window]
+    rate = sum(1 for a in recent if a.outcome == "held") / min(window, max(now, 1e-3))
+    available = rec.stock[-1][1] if rec.stock else "?"
+    p99 = percentile([a.ms for a in rec.answers], 99)
+    return (
+        f"elapsed {now:6.1f} s   shoppers done {sum(rec.journeys.values())}/{shoppers}   "
+        f"holds/s {rate:7.1f}   sold {rec.sold_units}   refused {rec.count('hold', 'refused')}"
+        f"   errors {sum(1 for a in rec.answers if a.outcome == 'error')}   "
+        f"p99 {p99:6.1f} ms   available {available}"
+    )
+
+
+def figures(rec: Recorder, elapsed: float, stock_total: int) -> dict[str, Any]:
+    """The run in numbers (also what --json writes)."""
+    holds = [a for a in rec.answers if a.kind == "hold"]
+    latency = {
+        kind: {
+            f"p{q}": round(percentile([a.ms for a in rec.answers if a.kind == kind], q), 1)
+            for q in (50, 90, 99)
+        }
+        for kind in ("browse", "hold", "order", "webhook")
+    }
+    webhooks = Counter(a.outcome for a in rec.answers if a.kind == "webhook")
+    return {
+        "elapsed_seconds": round(elapsed, 2),
+        "shoppers": sum(rec.journeys.values()),
+        "journeys": dict(sorted(rec.journeys.items())),
+        "holds_placed": sum(1 for a in holds if a.outcome == "held"),
+        "holds_refused": sum(1 for a in holds if a.outcome == "refused"),
+        "holds_per_second": round(sum(1 for a in holds if a.outcome == "held") / elapsed, 1)
+        if elapsed > 0
+        else 0.0,
+        "sold_units": rec.sold_units,
+        "webhooks": dict(sorted(webhooks.items())),
+        "webhooks_sent_twice": rec.sent["duplicate"],
+        "webhooks_before_order": rec.sent["out of order"],
+        "errors": sum(1 for a in rec.answers if a.outcome == "error"),
+        "requests": len(rec.answers),
+        "latency_ms": latency,
+        "stock_total": stock_total,
+        "available_at_end": rec.stock[-1][1] if rec.stock else None,
+    }
+
+
+def summary_table(found: dict[str, Any], audit: str) -> Table:
+    """The summary as a table of what a launch rehearsal asks."""
+    table = Table(title="flashsale simulate: summary", show_header=True, header_style="bold")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows: list[tuple[str, Any]] = [
+        ("shoppers", found["shoppers"]),
+        ("elapsed", f"{found['elapsed_seconds']:.1f} s"),
+        ("holds placed", found["holds_placed"]),
+        ("holds refused (409)", found["holds_refused"]),
+        ("holds/s", found["holds_per_second"]),
+        ("sold (paid units)", found["sold_units"]),
+        *((f"  journey: {k}", v) for k, v in found["journeys"].items()),
+        *((f"  webhook answer: {k}", v) for k, v in found["webhooks"].items()),
+        ("webhooks sent twice", found["webhooks_sent_twice"]),
+        ("webhooks before their order", found["webhooks_before_order"]),
+        ("errors (429, 5xx, no answer)", found["errors"]),
+        *(
+            (f"latency {kind} p50 / p90 / p99", f"{v['p50']} / {v['p90']} / {v['p99']} ms")
+            for kind, v in found["latency_ms"].items()
+        ),
+        ("stock total / available at end", f"{found['stock_total']} / {found['available_at_end']}"),
+        ("conservation audit", audit),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    return table
+
+
+def _per_second(answers: list[Answer], elapsed: float) -> tuple[list[int], dict[str, list[int]]]:
+    seconds = list(range(int(elapsed) + 1))
+    rates = {o: [0] * len(seconds) for o in PLOTTED}
+    for a in answers:
+        outcome = a.outcome if a.outcome in rates else None
+        if outcome is not None and int(a.t) < len(seconds):
+            rates[outcome][int(a.t)] += 1
+    return seconds, rates
+
+
+def plot(rec: Recorder, elapsed: float, path: Path) -> str | None:
+    """Stock over time, answers/s by outcome, latency percentiles; None or why there is none."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return (
+            "no plot: matplotlib is missing (install the extra: pip install 'flashsale[simulate]')"
+        )
+    fig, (stock, answers, latency) = plt.subplots(3, 1, figsize=(10, 10), sharex=True)
+    if rec.stock:
+        stock.step([t for t, _ in rec.stock], [v for _, v in rec.stock], where="post")
+    stock.set_ylabel("available units")
+    stock.set_title("stock over time")
+    seconds, rates = _per_second(rec.answers, elapsed)
+    for outcome, counts in rates.items():
+        if any(counts):
+            answers.plot(seconds, counts, label=outcome)
+    answers.set_ylabel("answers/s")
+    answers.set_title("answers per second by outcome")
+    answers.legend(loc="upper right", fontsize="small")
+    by_second: dict[int, list[float]] = {}
+    for a in rec.answers:
+        by_second.setdefault(int(a.t), []).append(a.ms)
+    xs = sorted(by_second)
+    for q in (50, 90, 99):
+        latency.plot(xs, [percentile(by_second[s], q) for s in xs], label=f"p{q}")
+    latency.set_ylabel("latency (ms)")
+    latency.set_xlabel("seconds since start")
+    latency.set_title("latency percentiles (every request)")
+    latency.legend(loc="upper right", fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return None
