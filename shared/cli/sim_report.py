@@ -12,7 +12,16 @@ from rich.table import Table
 from shared.cli.sim_shoppers import Answer, Recorder
 
 #: Answer outcomes drawn in the answers/s plot, in this order.
-PLOTTED = ("held", "refused", "ordered", "applied", "duplicate", "pending_order", "error")
+PLOTTED = (
+    "held",
+    "refused",
+    "ordered",
+    "applied",
+    "duplicate",
+    "pending_order",
+    "rejected",
+    "error",
+)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -21,6 +30,11 @@ def percentile(values: list[float], q: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def errors(rec: Recorder) -> int:
+    """Answers that are no answer, an overload, a 5xx, or a 4xx a shopper should never get."""
+    return sum(1 for a in rec.answers if a.outcome in ("error", "rejected"))
 
 
 def live_line(rec: Recorder, shoppers: int, window: float = 1.0) -> str:
@@ -33,7 +47,7 @@ def live_line(rec: Recorder, shoppers: int, window: float = 1.0) -> str:
     return (
         f"elapsed {now:6.1f} s   shoppers done {sum(rec.journeys.values())}/{shoppers}   "
         f"holds/s {rate:7.1f}   sold {rec.sold_units}   refused {rec.count('hold', 'refused')}"
-        f"   errors {sum(1 for a in rec.answers if a.outcome == 'error')}   "
+        f"   errors {errors(rec)}   "
         f"p99 {p99:6.1f} ms   available {available}"
     )
 
@@ -62,7 +76,7 @@ def figures(rec: Recorder, elapsed: float, stock_total: int) -> dict[str, Any]:
         "webhooks": dict(sorted(webhooks.items())),
         "webhooks_sent_twice": rec.sent["duplicate"],
         "webhooks_before_order": rec.sent["out of order"],
-        "errors": sum(1 for a in rec.answers if a.outcome == "error"),
+        "errors": errors(rec),
         "requests": len(rec.answers),
         "latency_ms": latency,
         "stock_total": stock_total,
@@ -86,7 +100,7 @@ def summary_table(found: dict[str, Any], audit: str) -> Table:
         *((f"  webhook answer: {k}", v) for k, v in found["webhooks"].items()),
         ("webhooks sent twice", found["webhooks_sent_twice"]),
         ("webhooks before their order", found["webhooks_before_order"]),
-        ("errors (429, 5xx, no answer)", found["errors"]),
+        ("errors (no answer, 429, 5xx, other 4xx)", found["errors"]),
         *(
             (f"latency {kind} p50 / p90 / p99", f"{v['p50']} / {v['p90']} / {v['p99']} ms")
             for kind, v in found["latency_ms"].items()

@@ -85,10 +85,10 @@ def _outcome(kind: str, r: httpx.Response | None) -> str:
         return "error"
     if r.status_code in (429, 503) or r.status_code >= 500:
         return "error"
-    if kind == "hold":
+    if kind == "hold" and r.status_code in (201, 409):
         return "held" if r.status_code == 201 else "refused"
-    if kind == "order":
-        return "ordered" if r.status_code in (201, 202) else "order refused"
+    if kind == "order" and r.status_code in (201, 202, 409):
+        return "ordered" if r.status_code != 409 else "order refused"
     if kind == "webhook" and r.is_success:
         return str(r.json().get("result", "answered"))
     return "ok" if r.is_success else "rejected"
