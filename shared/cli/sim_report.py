@@ -113,17 +113,14 @@ def summary_table(found: dict[str, Any], audit: str) -> Table:
     return table
 
 
-def _per_second(answers: list[Answer], elapsed: float) -> tuple[list[int], dict[str, list[int]]]:
-    seconds = list(range(int(elapsed) + 1))
-    rates = {o: [0] * len(seconds) for o in PLOTTED}
+def _buckets(answers: list[Answer], width: float) -> dict[int, list[Answer]]:
+    found: dict[int, list[Answer]] = {}
     for a in answers:
-        outcome = a.outcome if a.outcome in rates else None
-        if outcome is not None and int(a.t) < len(seconds):
-            rates[outcome][int(a.t)] += 1
-    return seconds, rates
+        found.setdefault(int(a.t / width), []).append(a)
+    return found
 
 
-def plot(rec: Recorder, elapsed: float, path: Path) -> str | None:
+def plot(rec: Recorder, elapsed: float, path: Path, title: str = "") -> str | None:
     """Stock over time, answers/s by outcome, latency percentiles; None or why there is none."""
     try:
         import matplotlib
@@ -139,23 +136,32 @@ def plot(rec: Recorder, elapsed: float, path: Path) -> str | None:
         stock.step([t for t, _ in rec.stock], [v for _, v in rec.stock], where="post")
     stock.set_ylabel("available units")
     stock.set_title("stock over time")
-    seconds, rates = _per_second(rec.answers, elapsed)
-    for outcome, counts in rates.items():
+    width = 1.0 if elapsed >= 20 else 0.25  # a short run still shows its shape
+    buckets = _buckets(rec.answers, width)
+    xs = [(b + 0.5) * width for b in range(int(elapsed / width) + 1)]
+    for outcome in PLOTTED:
+        counts = [
+            sum(1 for a in buckets.get(b, []) if a.outcome == outcome) / width
+            for b in range(len(xs))
+        ]
         if any(counts):
-            answers.plot(seconds, counts, label=outcome)
+            answers.plot(xs, counts, label=outcome)
     answers.set_ylabel("answers/s")
     answers.set_title("answers per second by outcome")
     answers.legend(loc="upper right", fontsize="small")
-    by_second: dict[int, list[float]] = {}
-    for a in rec.answers:
-        by_second.setdefault(int(a.t), []).append(a.ms)
-    xs = sorted(by_second)
+    filled = sorted(buckets)
     for q in (50, 90, 99):
-        latency.plot(xs, [percentile(by_second[s], q) for s in xs], label=f"p{q}")
+        latency.plot(
+            [(b + 0.5) * width for b in filled],
+            [percentile([a.ms for a in buckets[b]], q) for b in filled],
+            label=f"p{q}",
+        )
     latency.set_ylabel("latency (ms)")
     latency.set_xlabel("seconds since start")
     latency.set_title("latency percentiles (every request)")
     latency.legend(loc="upper right", fontsize="small")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -197,7 +197,8 @@ def command(
     elapsed = rec.now()
     found = sim_report.figures(rec, elapsed, int(product["stock_total"]))
     found["product_id"] = int(product["id"])
-    problem = sim_report.plot(rec, elapsed, png)
+    title = f"flashsale simulate: {shoppers} shoppers, {found['stock_total']} units, {mix}"
+    problem = sim_report.plot(rec, elapsed, png, title)
     bad: list[str] = []
     verdict = "not run (--no-audit)"
     if audit:
