@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from prometheus_client import start_http_server
 
 from gateway import docs, problems
+from gateway.pages import ProductReads
 from gateway.routes import health, holds, orders, payments, products
 from gateway.rpc import Requester
 from shared.bus import Bus
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.requester = Requester(bus, settings)
         await app.state.requester.start()
+        app.state.reads = ProductReads(engine, app.state.requester.snapshot)
         metrics = serve_metrics(settings)
         try:
             yield

@@ -27,7 +27,6 @@ from gateway.deps import authenticate, customer_throttle
 from gateway.pages import exact_asked
 from gateway.problems import Problem, problem_response
 from gateway.routes.holds import new_hold
-from gateway.routes.products import snapshot_answer
 from gateway.schemas import HoldIn, HoldOut
 from shared.metrics import PRODUCT_READS
 
@@ -127,7 +126,7 @@ class FastLane:
                 pragma = value
         if (cache_control or pragma) and exact_asked(cache_control, pragma):
             return False
-        found = snapshot_answer(self.app.state.requester.snapshot, product_id, if_none_match)
+        found = self.app.state.reads.cached(product_id, if_none_match)
         if found is None:
             return False
         status, body, headers = found

@@ -1,20 +1,34 @@
-"""Product answers, as bytes: one encoding per product version, shared by every reader.
+"""Product answers, as bytes: one encoding per product version, shared by every reader; and
+the reads behind them.
 
 `GET /api/products/{id}` is the most frequent request of a sale (shoppers refreshing the page).
 The gateway builds its body itself, once per version the process sees, and never re-validates
 it; the fast lane (gateway.fastlane) and the route (gateway.routes.products) answer with these
-same bytes and headers.
+same bytes and headers. The database is read for an exact read asked for (always a read of its
+own, begun after the request came), and for a product the snapshot does not hold (one read per
+product at a time, whoever is waiting for it); a product read often is confirmed from the
+database in the background before its entry expires, so a quiet product's readers never all
+miss at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.snapshot import Entry
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.snapshot import Entry, Reading, StockSnapshot
+from shared.db import queries
+
+log = logging.getLogger("gateway")
+Row = dict[str, Any]
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
 #: RFC 9211 Cache-Status of an answer: from this process's snapshot, or from the database
 #: because the client asked for an exact read, or because the snapshot could not vouch for it.
@@ -100,7 +114,7 @@ def not_modified(if_none_match: bytes | None, tag: bytes) -> bool:
     return False
 
 
-def headers(
+def page_headers(
     tag: bytes, cache_control: bytes, current_at: float, status: bytes
 ) -> list[tuple[bytes, bytes]]:
     """ETag, Cache-Control, Age and Cache-Status of a product answer."""
@@ -119,3 +133,57 @@ def exact_asked(cache_control: bytes | None, pragma: bytes | None) -> bool:
         if value and any(d.strip().lower() == b"no-cache" for d in value.split(b",")):
             return True
     return False
+
+
+class ProductReads:
+    """One gateway process's product pages: from its snapshot, else from the database."""
+
+    def __init__(self, engine: AsyncEngine, snapshot: StockSnapshot) -> None:
+        self.engine = engine
+        self.snapshot = snapshot
+        self._reading: dict[int, tuple[int, asyncio.Task[tuple[Row, Reading] | None]]] = {}
+
+    async def exact(self, product_id: int) -> tuple[Row, Reading] | None:
+        """The product from the database, read now (kept in the snapshot when the feed runs)."""
+        began = self.snapshot.reading()
+        async with self.engine.connect() as conn:
+            row = await queries.get_product(conn, product_id)
+        if row is None:
+            return None
+        self.snapshot.install(row, began)
+        return row, began
+
+    def _shared_read(self, product_id: int) -> asyncio.Task[tuple[Row, Reading] | None]:
+        epoch = self.snapshot.epoch
+        found = self._reading.get(product_id)
+        if found is not None and found[0] == epoch and epoch >= 0:
+            return found[1]
+        task = asyncio.get_running_loop().create_task(self.exact(product_id))
+        self._reading[product_id] = (epoch, task)
+
+        def done(t: asyncio.Task[tuple[Row, Reading] | None]) -> None:
+            if self._reading.get(product_id, (0, None))[1] is t:
+                del self._reading[product_id]
+            if not t.cancelled() and t.exception() is not None:
+                log.debug("product read failed", extra={"product_id": product_id})
+
+        task.add_done_callback(done)
+        return task
+
+    async def missed(self, product_id: int) -> tuple[Row, Reading] | None:
+        """A product the snapshot does not hold: joins a read of it under way in this epoch."""
+        return await asyncio.shield(self._shared_read(product_id))
+
+    def cached(self, product_id: int, if_none_match: bytes | None) -> Answer | None:
+        """Status, body and headers from the snapshot, or None (read the database)."""
+        found = self.snapshot.page(product_id)
+        if found is None:
+            return None
+        facts, entry = found
+        if self.snapshot.due(entry) and product_id not in self._reading:
+            self._shared_read(product_id)  # confirmed before it expires
+        encoded, tag, current_at = of_entry(facts, entry)
+        headers = page_headers(tag, SHARED_SECOND, current_at, FROM_SNAPSHOT)
+        if not_modified(if_none_match, tag):
+            return 304, b"", headers
+        return 200, encoded, [JSON, *headers]

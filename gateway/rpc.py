@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -40,6 +41,7 @@ _payment_reply = TypeAdapter(PaymentRecorded)
 #: The worker must have decided this long before the gateway gives up, so that a command
 #: finished just after the client got its 503 is rare (and a hold made so still expires).
 DEADLINE_MARGIN = timedelta(milliseconds=500)
+log = logging.getLogger("gateway")
 
 
 def maybe_sent(exc: BusUnavailable) -> bool:
@@ -85,9 +87,18 @@ class Requester:
             topology.LEVELS_EXCHANGE,
             topology.levels_queue_name("gateway"),
             self._level_news,
-            self.snapshot.forget,
-            self.snapshot.resume,
+            self._feed_lost,
+            self._feed_back,
         )
+        self.snapshot.resume()
+
+    def _feed_lost(self) -> None:
+        if self.snapshot.live:
+            log.warning("stock levels feed lost: product pages and sold out from the database")
+        self.snapshot.forget()
+
+    def _feed_back(self) -> None:
+        log.info("stock levels feed back: product pages from the snapshot again")
         self.snapshot.resume()
 
     def _level_news(self, body: bytes) -> None:

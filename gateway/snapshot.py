@@ -75,7 +75,7 @@ class StockSnapshot:
         #: the feed runs (set once listening, cleared when it is lost): only then are database
         #: reads kept and product pages answered from here
         self.live = False
-        self._epoch = 0  # +1 at each loss: a read begun before it is not kept after it
+        self._epoch = 0  # +1 at each loss or invalidation: see `epoch`
 
     # Feeding
     def _take(
@@ -109,11 +109,11 @@ class StockSnapshot:
 
     def reading(self) -> Reading:
         """Call before a database read whose row `install` may keep."""
-        return Reading(self._epoch if self.live else -1, self.clock(), self.wall())
+        return Reading(self.epoch, self.clock(), self.wall())
 
     def install(self, row: Mapping[str, Any], began: Reading) -> None:
         """A product as the database showed it to a read begun at `began` (see `reading`)."""
-        if began.epoch != self._epoch or not self.live:
+        if began.epoch != self.epoch or began.epoch < 0:
             return
         product_id = int(row["id"])
         if product_id not in self._facts and len(self._facts) >= MAX_FACTS:
@@ -131,8 +131,20 @@ class StockSnapshot:
         self._take(product_id, level, began.at, began.seen, began.at)
 
     def invalidate(self, product_id: int) -> None:
-        """This process answered a change it has no level of: ask the database next time."""
+        """This process answered a change it has no level of: ask the database next time (and
+        keep nothing from a read begun before now)."""
         self._entries.pop(product_id, None)
+        self._epoch += 1
+
+    @property
+    def epoch(self) -> int:
+        """Changes at each loss, resumption and invalidation: a database read begun in an
+        older epoch may not answer for this one."""
+        return self._epoch if self.live else -1
+
+    def due(self, entry: Entry) -> bool:
+        """Past half its age: worth confirming from the database before it expires."""
+        return self.clock() - entry.seen > self.max_age / 2
 
     def forget(self) -> None:
         """The feed was interrupted: nothing we hold can be vouched for."""

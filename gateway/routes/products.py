@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
-from sqlalchemy.ext.asyncio import AsyncEngine
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from gateway import pages
 from gateway.deps import AdminDep, EngineDep, IdempotencyKey, RequesterDep
 from gateway.idempotency import command_id
+from gateway.pages import ProductReads
 from gateway.problems import Problem
 from gateway.schemas import MAX_STOCK, ProductIn, ProductOut, RestockIn
-from gateway.snapshot import Reading, StockSnapshot
+from gateway.snapshot import Reading
 from shared.db import queries
 from shared.messages import Restock
 from shared.metrics import PRODUCT_READS
@@ -55,45 +55,27 @@ def _not_found(product_id: int) -> Problem:
     return Problem(404, "product_not_found", f"product {product_id} does not exist")
 
 
-async def read_exact(
-    engine: AsyncEngine, snapshot: StockSnapshot, product_id: int
-) -> tuple[dict[str, Any], Reading] | None:
-    """The product from the database (kept in the snapshot when the feed runs), or None."""
-    began = snapshot.reading()
-    async with engine.connect() as conn:
-        row = await queries.get_product(conn, product_id)
-    if row is not None:
-        snapshot.install(row, began)
-    return None if row is None else (row, began)
-
-
-def product_answer(
+def exact_answer(
     row: dict[str, Any], began: Reading, if_none_match: bytes | None, asked: bool
 ) -> Response:
-    """An exact answer (200, or 304 when the client has this version)."""
+    """An answer read from the database (200, or 304 when the client has this version)."""
     tag = pages.etag(row["version"])
     cache, status = (
         (pages.REVALIDATE, pages.ASKED_EXACT) if asked else (pages.SHARED_SECOND, pages.NOT_HELD)
     )
-    found = pages.headers(tag, cache, began.at.timestamp(), status)
+    found = pages.page_headers(tag, cache, began.at.timestamp(), status)
     headers = {k.decode(): v.decode() for k, v in found}
     if pages.not_modified(if_none_match, tag):
         return Response(status_code=304, headers=headers)
     return Response(pages.of_row(row, began.at), media_type="application/json", headers=headers)
 
 
-def snapshot_answer(
-    snapshot: StockSnapshot, product_id: int, if_none_match: bytes | None
-) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
-    """Status, body and headers from this process's snapshot, or None (read the database)."""
-    found = snapshot.page(product_id)
-    if found is None:
-        return None
-    encoded, tag, current_at = pages.of_entry(*found)
-    headers = pages.headers(tag, pages.SHARED_SECOND, current_at, pages.FROM_SNAPSHOT)
-    if pages.not_modified(if_none_match, tag):
-        return 304, b"", headers
-    return 200, encoded, [pages.JSON, *headers]
+def _reads(request: Request) -> ProductReads:
+    reads: ProductReads = request.app.state.reads
+    return reads
+
+
+ReadsDep = Annotated[ProductReads, Depends(_reads)]
 
 
 @router.get("/api/products", response_model=list[ProductOut])
@@ -125,8 +107,7 @@ async def list_products(
 )
 async def get_product(
     product_id: int,
-    engine: EngineDep,
-    requester: RequesterDep,
+    reads: ReadsDep,
     consistent: Annotated[
         bool,
         Query(
@@ -150,9 +131,8 @@ async def get_product(
         cache_control.encode("latin-1") if cache_control else None,
         pragma.encode("latin-1") if pragma else None,
     )
-    snapshot = requester.snapshot
     if not exact:
-        found = snapshot_answer(snapshot, product_id, tag)
+        found = reads.cached(product_id, tag)
         if found is not None:
             _FROM_SNAPSHOT.inc()
             status, encoded, headers = found
@@ -162,10 +142,10 @@ async def get_product(
                 headers={k.decode(): v.decode() for k, v in headers},
             )
     _FROM_DATABASE.inc()
-    read = await read_exact(engine, snapshot, product_id)
+    read = await (reads.exact(product_id) if exact else reads.missed(product_id))
     if read is None:
         raise _not_found(product_id)
-    return product_answer(*read, tag, exact)
+    return exact_answer(*read, tag, exact)
 
 
 @router.post(
@@ -195,6 +175,7 @@ async def restock(
     body: RestockIn,
     engine: EngineDep,
     requester: RequesterDep,
+    reads: ReadsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Add units through the product's inventory partition (stock has one writer).
@@ -223,7 +204,7 @@ async def restock(
     )
     if not reply.found:
         raise _not_found(product_id)
-    read = await read_exact(engine, requester.snapshot, product_id)
+    read = await reads.exact(product_id)
     assert read is not None
     row, began = read
     return Response(pages.of_row(row, began.at), media_type="application/json")

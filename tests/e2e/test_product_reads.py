@@ -186,22 +186,31 @@ async def test_a_gateway_that_lost_its_feed_reads_the_database_not_a_frozen_snap
     gateways: tuple[System, str, str, str],
     ab: tuple[httpx.AsyncClient, httpx.AsyncClient],
 ) -> None:
-    lab, _, _, vhost = gateways
+    lab, _, second, vhost = gateways
     a, b = ab
     product = await make_product(a, stock=20)
     pid = product["id"]
     await _warm(b, pid)
     # close gateway B's broker connection (the one that owns its stock-levels queue)
-    b_pid = lab.procs[next(n for n in lab.procs if n.startswith("gateway-"))].pid
+    port = second.rsplit(":", 1)[1]
+    b_pid = next(p.pid for p in lab.procs.values() if p.env["FLASHSALE_HTTP_PORT"] == port)
     assert servers.management_url
     api = f"{servers.management_url.rstrip('/')}/api"
     async with httpx.AsyncClient(auth=servers.management_auth, timeout=10) as mgmt:
-        consumers = (await mgmt.get(f"{api}/consumers/{urllib.parse.quote(vhost, safe='')}")).json()
-        connection = next(
-            c["channel_details"]["connection_name"]
-            for c in consumers
-            if c["queue"]["name"].startswith("levels.") and f".{b_pid}." in c["queue"]["name"]
-        )
+
+        async def b_connection() -> str | None:  # listed once the broker's statistics catch up
+            consumers = await mgmt.get(f"{api}/consumers/{urllib.parse.quote(vhost, safe='')}")
+            return next(
+                (
+                    c["channel_details"]["connection_name"]
+                    for c in consumers.json()
+                    if c["queue"]["name"].startswith("levels.")
+                    and f".{b_pid}." in c["queue"]["name"]
+                ),
+                None,
+            )
+
+        connection = await wait_for(b_connection, timeout=30, interval=0.5)
         closed = await mgmt.delete(f"{api}/connections/{urllib.parse.quote(connection, safe='')}")
         assert closed.status_code == 204, closed.text
 
