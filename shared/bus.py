@@ -40,7 +40,18 @@ class ReplyTimeout(Exception):
 
 
 async def connect(settings: Settings, name: str) -> AbstractRobustConnection:
-    """A reconnecting AMQP connection with a low heartbeat (a frozen peer is noticed soon)."""
+    """A reconnecting AMQP connection with a low heartbeat (a frozen peer is noticed soon);
+    with FLASHSALE_AMQP_FAILOVER_URLS, one that moves to another node when its node is gone."""
+    failover = [u.strip() for u in settings.amqp_failover_urls.split(",") if u.strip()]
+    if failover:
+        from shared.failover import connect_failover
+
+        return await connect_failover(
+            [settings.amqp_url, *failover],
+            heartbeat=settings.amqp_heartbeat_seconds,
+            client_properties={"connection_name": name},
+            timeout=10,
+        )
     return await aio_pika.connect_robust(
         settings.amqp_url,
         heartbeat=settings.amqp_heartbeat_seconds,

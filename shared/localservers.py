@@ -23,6 +23,8 @@ import asyncpg  # type: ignore[import-untyped]
 from shared import roles
 
 RABBIT_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+RABBITMQ_QUEUES = "/usr/lib/rabbitmq/bin/rabbitmq-queues"
 RABBIT_USER = "rabbitmq"
 PG_USER = "postgres"  # the operating-system user the cluster runs as
 PG_SUPERUSER = "postgres"  # its database superuser: the launcher's, never the application's
@@ -177,7 +179,14 @@ def _epmd_running() -> bool:
 
 @dataclass
 class LocalServers:
-    """One RabbitMQ node and one PostgreSQL cluster with their data under `home`."""
+    """One RabbitMQ node (or a cluster of `cluster` nodes) and one PostgreSQL cluster with
+    their data under `home`.
+
+    A cluster's first node is this object's own (its ports, `rabbit_dir`); node k (2, 3, …) has
+    the name `<node_name>-k`, its data in `rabbitmq-k/`, AMQP on `amqp_port + k - 1`,
+    management and Prometheus on `mgmt_port + 2(k - 1)` and the port after it (or free ports
+    where those are taken). All nodes share the Erlang cookie of the `rabbitmq` user's home.
+    """
 
     home: Path
     amqp_port: int
@@ -189,16 +198,47 @@ class LocalServers:
     started_epmd: bool = field(default=False)
     #: The owner may create databases (the tests' scratch databases for migrations).
     owner_createdb: bool = False
+    #: RabbitMQ nodes, clustered when more than one.
+    cluster: int = 1
+    #: The folder of this node's data under `home`.
+    rabbit_subdir: str = "rabbitmq"
+    #: The other nodes of the cluster (node 2, 3, …), made from the fields above.
+    peers: list[LocalServers] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.home = self.home.resolve()
         self.prometheus_port = self.prometheus_port or _derived_port(self.mgmt_port + 1)
         self.dist_port = self.dist_port or _derived_port(self.amqp_port + 20000)
+        if self.cluster > 1 and not self.peers:
+            self.peers = [self._peer(k) for k in range(2, self.cluster + 1)]
+
+    def _peer(self, k: int) -> LocalServers:
+        step = k - 1
+        return LocalServers(
+            self.home,
+            amqp_port=_derived_port(self.amqp_port + step),
+            mgmt_port=_derived_port(self.mgmt_port + 2 * step),
+            pg_port=self.pg_port,
+            node_name=f"{self.node_name}-{k}",
+            prometheus_port=_derived_port(self.mgmt_port + 2 * step + 1),
+            dist_port=_derived_port(self.amqp_port + 20000 + step),
+            rabbit_subdir=f"rabbitmq-{k}",
+        )
+
+    @property
+    def nodes(self) -> list[LocalServers]:
+        """Every RabbitMQ node, this one first."""
+        return [self, *self.peers]
+
+    @property
+    def node(self) -> str:
+        """The Erlang node name, e.g. ``flashsale@localhost``."""
+        return f"{self.node_name}@localhost"
 
     # ---- where things are -------------------------------------------------------------
     @property
     def rabbit_dir(self) -> Path:
-        return self.home / "rabbitmq"
+        return self.home / self.rabbit_subdir
 
     @property
     def pg_dir(self) -> Path:
@@ -229,6 +269,14 @@ class LocalServers:
             kind: f"amqp://{roles.amqp_user(kind)}:{password}@127.0.0.1:{self.amqp_port}/"
             for kind, password in AMQP_PASSWORDS.items()
         }
+
+    def cluster_amqp_urls(self, kind: str, first: int = 0) -> list[str]:
+        """The URLs of every node for one process kind's user (or the operator's for
+        ``"operator"``), starting with node `first` (0-based): where it connects first."""
+        nodes = self.nodes[first:] + self.nodes[:first]
+        if kind == "operator":
+            return [n.amqp_url for n in nodes]
+        return [n.amqp_urls[kind] for n in nodes]
 
     def _database_url(self, user: str, password: str) -> str:
         return f"postgresql+asyncpg://{user}:{password}@127.0.0.1:{self.pg_port}/{roles.DB_NAME}"
@@ -264,13 +312,15 @@ class LocalServers:
         return {
             **os.environ,
             "HOME": "/var/lib/rabbitmq" if os.geteuid() == 0 else os.environ.get("HOME", "/"),
-            "RABBITMQ_NODENAME": f"{self.node_name}@localhost",
+            "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_MNESIA_BASE": str(self.rabbit_dir / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.rabbit_dir / "log"),
             "RABBITMQ_LOGS": str(self.rabbit_log),
             "RABBITMQ_PID_FILE": str(self.rabbit_pid_file),
             "RABBITMQ_CONFIG_FILE": str(conf),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.rabbit_dir / "enabled_plugins"),
+            # without the extension, as RabbitMQ wants it
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.rabbit_dir / "advanced.config"),
             "RABBITMQ_NODE_PORT": str(self.amqp_port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
             # Erlang distribution and the port mapper (when this node starts it) on loopback
@@ -308,6 +358,11 @@ class LocalServers:
                 ]
             )
         )
+        # A quorum queue gets a member on every node of the cluster (RabbitMQ's default is 3).
+        members = max(self.cluster, len(self.peers) + 1)
+        (self.rabbit_dir / "advanced.config").write_text(
+            f"[{{rabbit, [{{quorum_cluster_size, {members}}}]}}].\n"
+        )
         _chown_tree(self.rabbit_dir, RABBIT_USER)
         _chown(self.rabbit_dir, RABBIT_USER, 0o700)  # its configuration has the operator's password
 
@@ -319,9 +374,12 @@ class LocalServers:
             return None
         return pid if pid_alive(pid) else None
 
-    def start_rabbit(self, timeout: float = 90.0) -> int:
+    def start_rabbit(self, timeout: float = 90.0, provision: bool = True) -> int:
         """Start the node (or find it running), wait until AMQP and the UI answer, and give
-        each process kind its broker user."""
+        each process kind its broker user. A cluster's nodes start together and join the
+        first one (once: later starts find each other)."""
+        if self.peers:
+            return self._start_cluster(timeout)
         if (pid := self.rabbit_pid()) is None:
             for port, what in [(self.amqp_port, "AMQP"), (self.mgmt_port, "management UI")]:
                 if port_taken(port):
@@ -342,8 +400,81 @@ class LocalServers:
             self.rabbit_pid_file.write_text(str(proc.pid))
             pid = proc.pid
         self._wait_rabbit(timeout, pid)
-        roles.provision_broker(self.management_url, (AMQP_USER, AMQP_PASSWORD), AMQP_PASSWORDS)
+        if provision:
+            roles.provision_broker(self.management_url, (AMQP_USER, AMQP_PASSWORD), AMQP_PASSWORDS)
         return pid
+
+    def _start_cluster(self, timeout: float) -> int:
+        from concurrent.futures import ThreadPoolExecutor
+
+        for node in self.peers:
+            node.cluster = self.cluster
+        single = [n.start_rabbit if n is not self else self._start_own_node for n in self.nodes]
+        # together: nodes that were clustered wait for each other at boot
+        with ThreadPoolExecutor(len(single)) as pool:
+            pids = [f.result() for f in [pool.submit(start, timeout, False) for start in single]]
+        members = set(self.running_nodes())
+        for node in self.peers:
+            if node.node not in members:
+                node.join(self)
+                # quorum queues made before it joined get a member on it too
+                self.rabbitmqctl("grow", node.node, "all", tool=RABBITMQ_QUEUES)
+        roles.provision_broker(self.management_url, (AMQP_USER, AMQP_PASSWORD), AMQP_PASSWORDS)
+        return pids[0]
+
+    def _start_own_node(self, timeout: float, provision: bool) -> int:
+        peers, self.peers = self.peers, []
+        try:
+            return self.start_rabbit(timeout, provision)
+        finally:
+            self.peers = peers
+
+    def rabbitmqctl(
+        self, *args: str, timeout: float = 120, tool: str = RABBITMQCTL
+    ) -> subprocess.CompletedProcess[str]:
+        """`rabbitmqctl -n <this node> ARGS` (or another of RabbitMQ's tools) as the broker's
+        user; raises with its output when it fails."""
+        result = subprocess.run(
+            _as_user(RABBIT_USER, [tool, "-n", self.node, *args]),
+            env=self._rabbit_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        if result.returncode != 0:
+            raise ServerError(
+                f"rabbitmqctl {' '.join(args)} on {self.node} failed:\n"
+                + result.stdout
+                + result.stderr
+            )
+        return result
+
+    def join(self, seed: LocalServers) -> None:
+        """Make this (freshly started) node a member of `seed`'s cluster."""
+        self.rabbitmqctl("stop_app")
+        self.rabbitmqctl("reset")
+        self.rabbitmqctl("join_cluster", seed.node)
+        self.rabbitmqctl("start_app")
+        pid = self.rabbit_pid()
+        assert pid is not None, f"{self.node} is not running"
+        self._wait_rabbit(90, pid)
+
+    def running_nodes(self) -> list[str]:
+        """The cluster's running nodes, as the first live node's management API lists them."""
+        import httpx
+
+        for node in self.nodes:
+            with contextlib.suppress(httpx.HTTPError):
+                r = httpx.get(
+                    f"{node.management_url}api/nodes",
+                    auth=(AMQP_USER, AMQP_PASSWORD),
+                    timeout=5,
+                )
+                if r.status_code == 200:
+                    return [n["name"] for n in r.json() if n.get("running")]
+        return []
 
     def _wait_rabbit(self, timeout: float, pid: int) -> None:
         import httpx
@@ -373,7 +504,13 @@ class LocalServers:
         )
 
     def stop_rabbit(self) -> None:
-        """Stop the node and, if this launcher started the Erlang port mapper, that too."""
+        """Stop the node (every node of a cluster) and, if this launcher started the Erlang
+        port mapper, that too."""
+        if self.peers:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(len(self.peers)) as pool:
+                list(pool.map(LocalServers.stop_rabbit, self.peers))
         pid = self.rabbit_pid()
         if pid is not None:
             # the pid is the server's wrapper script, which leads a session of its own

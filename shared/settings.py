@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
     amqp_url: str = f"amqp://flashsale:flashsale@127.0.0.1:{LOCAL_AMQP_PORT}/"
+    #: The other nodes of the broker's cluster, comma-separated AMQP URLs: a connection whose
+    #: node is gone moves to the next live one (shared/failover.py).
+    amqp_failover_urls: str = ""
     database_url: str = (
         f"postgresql+asyncpg://flashsale:flashsale@127.0.0.1:{LOCAL_PG_PORT}/flashsale"
     )

@@ -107,6 +107,9 @@ class System:
     http_port: int = field(default_factory=free_port)
     started: int = 0
     amqp_urls: dict[str, str] = field(default_factory=dict)
+    #: On a broker cluster: kind → every node's URL for its user. Processes start on the nodes
+    #: in turn (the n-th started on node n mod nodes) and get the others as failover URLs.
+    cluster_urls: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def on(cls, servers: Any, **kw: Any) -> System:
@@ -119,6 +122,15 @@ class System:
         return f"http://127.0.0.1:{self.http_port}"
 
     def env(self, kind: str | None = None) -> dict[str, str]:
+        broker: dict[str, str] = {}
+        nodes = self.cluster_urls.get(kind or "", [])
+        if nodes:
+            first = (self.started - 1) % len(nodes)
+            ordered = nodes[first:] + nodes[:first]
+            broker = {
+                "FLASHSALE_AMQP_URL": ordered[0],
+                "FLASHSALE_AMQP_FAILOVER_URLS": ",".join(ordered[1:]),
+            }
         return {
             **{k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")},
             "FLASHSALE_ENV": "test",
@@ -134,6 +146,7 @@ class System:
             "FLASHSALE_DB_POOL_SIZE": "10",
             "FLASHSALE_LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            **broker,
             **self.overrides,
         }
 

@@ -151,8 +151,9 @@ def from_containers() -> ServerSet:
     )
 
 
-def local_servers(name: str = "test") -> tuple[LocalServers, Path]:
-    """A fresh local RabbitMQ + PostgreSQL pair on free ports (not started)."""
+def local_servers(name: str = "test", cluster: int = 1) -> tuple[LocalServers, Path]:
+    """A fresh local RabbitMQ (a cluster of `cluster` nodes) + PostgreSQL pair on free ports
+    (not started)."""
     home = Path(tempfile.mkdtemp(prefix=f"flashsale-{name}-"))
     os.chmod(home, 0o755)
     servers = LocalServers(
@@ -164,6 +165,7 @@ def local_servers(name: str = "test") -> tuple[LocalServers, Path]:
         dist_port=free_port(),
         node_name=f"flashsale-{name}-{os.getpid()}",
         owner_createdb=True,  # the migration tests make scratch databases
+        cluster=cluster,
     )
     return servers, home
 

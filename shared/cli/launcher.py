@@ -46,14 +46,19 @@ class LaunchOptions:
     seed: bool = True
     node_name: str = ""
     log_format: str = "json"
+    #: RabbitMQ nodes; a data folder that once held a cluster keeps it (its nodes wait for
+    #: each other at boot).
+    cluster: int = 1
 
     def servers(self) -> LocalServers:
+        known = len(list(self.home.glob("rabbitmq-[0-9]*"))) + 1
         return LocalServers(
             self.home,
             amqp_port=self.amqp_port,
             mgmt_port=self.mgmt_port,
             pg_port=self.pg_port,
             node_name=self.node_name or self._node_name(),
+            cluster=max(self.cluster, known),
         )
 
     def _node_name(self) -> str:
@@ -85,7 +90,6 @@ def _children(opts: LaunchOptions, servers: LocalServers) -> list[Child]:
         "FLASHSALE_LOG_FORMAT": opts.log_format,
         "PYTHONUNBUFFERED": "1",
     }
-    amqp = servers.amqp_urls
     logs = opts.home / "logs"
     py = sys.executable
     children = []
@@ -93,7 +97,7 @@ def _children(opts: LaunchOptions, servers: LocalServers) -> list[Child]:
         name = "gateway" if i == 0 else f"gateway-{i + 1}"
         gateway_env = {
             **env,
-            "FLASHSALE_AMQP_URL": amqp["gateway"],
+            **_broker_env(servers, "gateway", i),
             "FLASHSALE_METRICS_PORT": str(opts.http_port + 91 + i),
         }
         children.append(Child(name, [py, "-m", "gateway.main"], gateway_env, logs / f"{name}.log"))
@@ -105,13 +109,23 @@ def _children(opts: LaunchOptions, servers: LocalServers) -> list[Child]:
         kind = name.split("-")[0]
         worker_env = {
             **env,
-            "FLASHSALE_AMQP_URL": amqp[kind],
+            **_broker_env(servers, kind, n),
             "FLASHSALE_METRICS_PORT": str(opts.http_port + 101 + n),
         }
         children.append(
             Child(name, [py, "-m", f"workers.{kind}.main"], worker_env, logs / f"{name}.log")
         )
     return children
+
+
+def _broker_env(servers: LocalServers, kind: str, position: int) -> dict[str, str]:
+    """The broker URL of a process (its own user); on a cluster, processes start on the nodes
+    in turn (standbys on another node than the active ones) and know every other node."""
+    urls = servers.cluster_amqp_urls(kind, position % len(servers.nodes))
+    env = {"FLASHSALE_AMQP_URL": urls[0]}
+    if len(urls) > 1:
+        env["FLASHSALE_AMQP_FAILOVER_URLS"] = ",".join(urls[1:])
+    return env
 
 
 def _declare_topology(servers: LocalServers) -> None:
@@ -132,6 +146,7 @@ def _write_state(opts: LaunchOptions, servers: LocalServers, sup: Supervisor) ->
         "supervisor_pid": os.getpid(),
         "children": sup.pids(),
         "rabbitmq_pid": servers.rabbit_pid(),
+        "rabbitmq_nodes": {n.node: n.rabbit_pid() for n in servers.nodes},
         "started_epmd": servers.started_epmd,
         "ports": {
             "amqp": opts.amqp_port,
@@ -165,6 +180,14 @@ def _banner(opts: LaunchOptions, servers: LocalServers, sup: Supervisor) -> None
     )
     _say(f"  RabbitMQ metrics    http://127.0.0.1:{servers.prometheus_port}/metrics")
     _say(f"  AMQP (operator)     {servers.amqp_url}")
+    for node in servers.peers:
+        _say(
+            f"  node {node.node:<13} UI {node.management_url}  AMQP port {node.amqp_port}  "
+            f"metrics http://127.0.0.1:{node.prometheus_port}/metrics"
+        )
+    if servers.peers:
+        running = ", ".join(servers.running_nodes())
+        _say(f"  RabbitMQ cluster    {len(servers.nodes)} nodes, running: {running}")
     _say(f"  PostgreSQL          {servers.operator_database_url}")
     owner = servers.owner_database_url.replace(f":{DB_OWNER_PASSWORD}@", ":***@")
     _say(f"  Migrations (owner)  {owner}  (password in shared/localservers.py)")
@@ -186,9 +209,10 @@ def up(opts: LaunchOptions) -> int:
         return 1
     ensure_packages()
     servers = opts.servers()
+    nodes = "" if not servers.peers else f", a cluster of {len(servers.nodes)} nodes"
     _say(
-        f"starting RabbitMQ (port {opts.amqp_port}) and PostgreSQL (port {opts.pg_port}) "
-        f"with data in {opts.home} ..."
+        f"starting RabbitMQ (port {opts.amqp_port}{nodes}) and PostgreSQL (port "
+        f"{opts.pg_port}) with data in {opts.home} ..."
     )
     sup: Supervisor | None = None
     stop_requested = False
