@@ -2,9 +2,11 @@
 
 One invocation, one machine, one PostgreSQL server: the headline (this project, one hot
 product, qty-1 holds, wrk) and sold-out answers/s; the same load against two baselines it starts
-itself (lock per request; Redis + Lua) with the ratios; then how this project grows with
-connections, products, expiries coming back inside the window and a holds table of ≥ 2 million
-rows. Prints a table, writes a JSON file and a PNG plot. It asserts nothing.
+itself (lock per request; Redis + Lua) with the ratios; product pages (GET /api/products/{id})
+beside a plain asyncpg read, a Redis cache read and the HTTP ceiling, while holds trickle in,
+and how far behind another gateway process is; then how this project grows with connections,
+products, expiries coming back inside the window and a holds table of ≥ 2 million rows. Prints
+a table, writes a JSON file and a PNG plot. It asserts nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from shared.cli.launcher import LaunchOptions
 from shared.db.migrate import upgrade
 from shared.settings import PROJECT_ROOT, Settings
 from tests import servers as server_sources
-from tests.bench import project, report
+from tests.bench import project, reads, report
 from tests.bench.scenarios import (
     baseline_designs,
     growth_apart,
@@ -36,8 +38,8 @@ from tests.bench.scenarios import (
 )
 from tests.harness import System
 
-SCENARIOS = ("headline", "baselines", "connections", "products", "expiries", "rows")
-QUICK = ("headline", "baselines")
+SCENARIOS = ("headline", "baselines", "reads", "connections", "products", "expiries", "rows")
+QUICK = ("headline", "baselines", "reads")
 OUT = PROJECT_ROOT / ".local" / "bench"
 
 
@@ -108,7 +110,7 @@ def bench(args: argparse.Namespace, chosen: set[str], results: dict[str, Any]) -
         upgrade(servers.database_url)
         with contextlib.ExitStack() as stack:
             system = None
-            if chosen & {"headline", "connections", "products"}:
+            if chosen & {"headline", "reads", "connections", "products"}:
                 report.progress("starting this project")
                 system = stack.enter_context(running(servers, project.LONG_TTL_SECONDS, args))
             if chosen & {"headline", "baselines"}:
@@ -116,6 +118,8 @@ def bench(args: argparse.Namespace, chosen: set[str], results: dict[str, Any]) -
             if system is not None:
                 for entry in growth_on(system, chosen, args):
                     record(entry)
+            if system is not None and "reads" in chosen:
+                product_reads(args, results, servers, logs, system)
         for entry in growth_apart(servers, chosen, args):
             record(entry)
     finally:
@@ -151,6 +155,32 @@ def headline(
             report.say(report.headline_line(figures, report.DESIGNS[key]))
 
 
+def product_reads(
+    args: argparse.Namespace,
+    results: dict[str, Any],
+    servers: server_sources.ServerSet,
+    logs: Path,
+    system: System,
+) -> None:
+    """Product pages: this project and the read baselines in turns, then the staleness."""
+    with reads.read_designs(servers, logs) as found:
+        designs = {"project": project_design(system), **found}
+        report.progress(
+            f"reads: {', '.join(report.DESIGNS[k] for k in designs)} in turns, "
+            f"{args.rounds} rounds of {args.seconds / args.rounds:.0f} s, "
+            f"{reads.TRICKLE_PER_S} holds/s on the same product"
+        )
+        measured = results["reads"]["designs"]
+        for key, figures in reads.reads(designs, args.clients, args.seconds, args.rounds):
+            measured[key] = figures
+            report.say(report.read_line(figures, report.DESIGNS[key]))
+    report.progress("reads: how far behind another gateway process is, under that load")
+    results["reads"]["staleness"] = stale = reads.staleness(
+        system, args.clients, args.growth_seconds
+    )
+    report.say(report.staleness_line(stale))
+
+
 def _shown(path: Path) -> str:
     """A path as the reader typed it: relative to the project when inside it."""
     with contextlib.suppress(ValueError):
@@ -172,6 +202,7 @@ def main() -> None:
         "options": {k: _shown(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "headline": None,  # this project's; the JSON file repeats its main figures at the top
         "baselines": {},
+        "reads": {"designs": {}, "staleness": None},
         "scenarios": [],
     }
     began = time.monotonic()
@@ -184,6 +215,7 @@ def main() -> None:
         results["elapsed_s"] = round(time.monotonic() - began, 1)
         results["machine"]["loadavg_at_end"] = list(os.getloadavg())
         results["ratios"] = report.ratios(results)
+        results["reads"]["ratios"] = report.read_ratios(results)
         report.say()
         report.say(report.table(results))
         report.write(results, args.json, args.png)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -123,6 +124,10 @@ def redis_lua(logs: Path) -> Iterator[Baseline]:
         def make_product(stock: int) -> int:
             product_id = next(ids)
             redis_command(port, "SET", f"stock:{product_id}", stock)
+            page = {"id": product_id, "name": "bench product", "price_cents": 100}
+            page |= {"stock_total": stock, "max_per_customer": None}
+            page |= {"sale_starts_at": None, "sale_ends_at": None}
+            redis_command(port, "SET", f"page:{product_id}", json.dumps(page))
             return product_id
 
         env = {"BENCH_REDIS_PORT": str(port)}
@@ -157,3 +162,10 @@ def lock_per_request(database_url: str, logs: Path) -> Iterator[Baseline]:
             yield Baseline("lock per request", url, make_product)
     finally:
         asyncio.run(_sql(dsn, f"DROP SCHEMA IF EXISTS {LOCK_SCHEMA} CASCADE"))
+
+
+@contextlib.contextmanager
+def http_ceiling(logs: Path) -> Iterator[Baseline]:
+    """A constant answer to every request behind 2 uvicorn workers: what HTTP alone costs."""
+    with uvicorn_app("tests.bench.ceiling_app", {}, logs) as url:
+        yield Baseline("http ceiling", url, lambda stock: 1)

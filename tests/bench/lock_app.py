@@ -1,4 +1,5 @@
-"""Baseline: lock per request (FastAPI + asyncpg), the classic design.
+"""Baseline: lock per request (FastAPI + asyncpg), the classic design; its product read is the
+plain one (one indexed `SELECT` per request).
 
 `uvicorn tests.bench.lock_app:app --workers 2` with BENCH_DSN (a plain postgresql:// URL) and
 BENCH_SCHEMA set. Each hold is one transaction: `SELECT … FOR UPDATE` on the product row,
@@ -30,6 +31,8 @@ def schema_sql(schema: str) -> str:
     CREATE SCHEMA {schema};
     CREATE TABLE {schema}.products (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name text NOT NULL DEFAULT 'bench product',
+        price_cents bigint NOT NULL DEFAULT 100,
         stock_total integer NOT NULL,
         available integer NOT NULL CHECK (available >= 0)
     );
@@ -102,3 +105,16 @@ async def place_hold(body: HoldIn) -> JSONResponse:
         },
         status_code=201,
     )
+
+
+@app.get("/api/products/{product_id}")
+async def get_product(product_id: int) -> JSONResponse:
+    """One indexed SELECT on the pool."""
+    async with app.state.pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT id, name, price_cents, stock_total, available FROM products WHERE id = $1",
+            product_id,
+        )
+    if row is None:
+        return JSONResponse({"code": "product_not_found"}, status_code=404)
+    return JSONResponse(dict(row))

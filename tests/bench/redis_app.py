@@ -1,4 +1,5 @@
-"""Baseline: Redis + Lua pre-deduction (in memory, not durable), served by FastAPI.
+"""Baseline: Redis + Lua pre-deduction (in memory, not durable), served by FastAPI; its product
+read is a Redis cache read (the cached page and the live stock in one MGET).
 
 `uvicorn tests.bench.redis_app:app --workers 2` with BENCH_REDIS_PORT set. One Lua script
 checks the stock, decrements it and records the hold, atomically in Redis; 409 when sold out.
@@ -15,8 +16,9 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -48,36 +50,47 @@ class Redis:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
-        self.waiting: deque[asyncio.Future[int | bytes]] = deque()
+        self.waiting: deque[asyncio.Future[Any]] = deque()
         self.task = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
     async def connect(cls, port: int) -> Redis:
         return cls(*await asyncio.open_connection("127.0.0.1", port))
 
-    async def call(self, *args: str | int) -> int | bytes:
-        future: asyncio.Future[int | bytes] = asyncio.get_running_loop().create_future()
+    async def call(self, *args: str | int) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.waiting.append(future)
         self.writer.write(encode(*args))
         return await future
 
+    async def call_many(self, *args: str | int) -> list[bytes]:
+        """A command whose reply is an array of bulk strings (MGET)."""
+        reply = await self.call(*args)
+        assert isinstance(reply, list)
+        return reply
+
+    async def _value(self) -> int | bytes | list[bytes] | Exception:
+        line = await self.reader.readline()
+        if not line:
+            raise ConnectionError("redis closed the connection")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"*":
+            items = [await self._value() for _ in range(int(rest))]
+            return [i if isinstance(i, bytes) else b"" for i in items]
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            return b"" if int(rest) < 0 else (await self.reader.readexactly(int(rest) + 2))[:-2]
+        if kind == b"-":
+            return RuntimeError(rest.decode())
+        return rest
+
     async def _read(self) -> None:
         while True:
-            line = await self.reader.readline()
-            if not line:
+            try:
+                value = await self._value()
+            except (ConnectionError, asyncio.IncompleteReadError):
                 return
-            kind, rest = line[:1], line[1:-2]
-            value: int | bytes | Exception
-            if kind == b":":
-                value = int(rest)
-            elif kind == b"$":
-                value = (
-                    b"" if int(rest) < 0 else (await self.reader.readexactly(int(rest) + 2))[:-2]
-                )
-            elif kind == b"-":
-                value = RuntimeError(rest.decode())
-            else:
-                value = rest
             future = self.waiting.popleft()
             if isinstance(value, Exception):
                 future.set_exception(value)
@@ -98,7 +111,7 @@ class HoldIn(BaseModel):
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     redis = await Redis.connect(int(os.environ["BENCH_REDIS_PORT"]))
     app.state.redis = redis
-    app.state.sha = (await redis.call("SCRIPT", "LOAD", HOLD_SCRIPT)).decode()  # type: ignore[union-attr]
+    app.state.sha = (await redis.call("SCRIPT", "LOAD", HOLD_SCRIPT)).decode()
     yield
     await redis.close()
 
@@ -133,3 +146,14 @@ async def place_hold(body: HoldIn) -> JSONResponse:
         {"id": hold_id, "product_id": body.product_id, "qty": body.qty, "expires_at": expires_at},
         status_code=201,
     )
+
+
+@app.get("/api/products/{product_id}")
+async def get_product(product_id: int) -> Response:
+    """The cached page (JSON without `available`) and the live stock, in one round trip."""
+    page, stock = await app.state.redis.call_many(
+        "MGET", f"page:{product_id}", f"stock:{product_id}"
+    )
+    if not page:
+        return JSONResponse({"code": "product_not_found"}, status_code=404)
+    return Response(page[:-1] + b',"available":' + stock + b"}", media_type="application/json")

@@ -12,6 +12,9 @@ DESIGNS = {
     "project": "this project",
     "lock_per_request": "lock per request",
     "redis_lua": "redis + lua",
+    "asyncpg_read": "plain asyncpg read",
+    "redis_cache": "redis cache read",
+    "http_ceiling": "http ceiling",
 }
 
 
@@ -41,6 +44,38 @@ def headline_line(f: dict[str, Any], design: str = DESIGNS["project"]) -> str:
         f"p99 {_num(f['p99_ms'], 1)} ms, non-2xx {f['non_2xx']}), "
         f"{_num(f['soldout_per_s'])} sold-out answers/s"
     )
+
+
+def read_line(f: dict[str, Any], design: str) -> str:
+    """One line for a design's read runs, printed as they finish."""
+    holds = f.get("holds_beside", {})
+    return (
+        f"{design}: {_num(f['reads_per_s'])} reads/s (p50 {_num(f['p50_ms'], 1)} ms, "
+        f"p99 {_num(f['p99_ms'], 1)} ms, non-2xx {f['non_2xx']}), "
+        f"holds beside it {', '.join(f'{n} × {s}' for s, n in holds.items()) or 'none'}"
+    )
+
+
+def staleness_line(s: dict[str, Any]) -> str:
+    """How far behind another gateway process was."""
+    return (
+        f"staleness across gateway processes: p50 {_num(s['p50_ms'], 1)} ms, "
+        f"p99 {_num(s['p99_ms'], 1)} ms, max {_num(s['max_ms'], 1)} ms "
+        f"({s['probes']} probes, under {s['under']})"
+    )
+
+
+def read_ratios(results: dict[str, Any]) -> dict[str, float]:
+    """This project's reads/s ÷ each read baseline's."""
+    designs = results.get("reads", {}).get("designs", {})
+    mine = designs.get("project")
+    if not mine:
+        return {}
+    return {
+        k: round(mine["reads_per_s"] / f["reads_per_s"], 3) if f["reads_per_s"] else float("nan")
+        for k, f in designs.items()
+        if k != "project"
+    }
 
 
 def scenario_line(e: dict[str, Any]) -> str:
@@ -101,6 +136,25 @@ def table(results: dict[str, Any]) -> str:
             f"  this project ÷ {DESIGNS[key]}: holds/s {r['holds_per_s']:.2f}×, "
             f"sold-out answers/s {r['soldout_per_s']:.2f}×"
         )
+    designs = results.get("reads", {}).get("designs", {})
+    if designs:
+        lines.append("product pages, GET /api/products/{id} (holds/s column: reads/s)")
+        for key, figures in designs.items():
+            lines.append(
+                _row(
+                    {
+                        **figures,
+                        "holds_per_s": figures["reads_per_s"],
+                        "name": DESIGNS[key],
+                        "products": 1,
+                    }
+                )
+            )
+        for key, r in read_ratios(results).items():
+            lines.append(f"  this project ÷ {DESIGNS[key]}: reads/s {r:.2f}×")
+        stale = results["reads"].get("staleness")
+        if stale:
+            lines.append("  " + staleness_line(stale))
     if results["scenarios"]:
         lines.append("growth (this project)")
         for e in results["scenarios"]:
@@ -135,6 +189,10 @@ def write(results: dict[str, Any], json_path: Path, png_path: Path) -> None:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     head = results.get("headline") or {}
     flat = {k: head.get(k) for k in ("holds_per_s", "p50_ms", "p99_ms", "soldout_per_s")}
+    page = results.get("reads", {})
+    flat["reads_per_s"] = (page.get("designs", {}).get("project") or {}).get("reads_per_s")
+    flat["read_staleness_p50_ms"] = (page.get("staleness") or {}).get("p50_ms")
+    flat["read_staleness_p99_ms"] = (page.get("staleness") or {}).get("p99_ms")
     json_path.write_text(json.dumps({**flat, **results}, indent=2) + "\n")
     from tests.bench.plot import plot
 

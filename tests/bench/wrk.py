@@ -1,9 +1,9 @@
 """Load from wrk (C, one thread): a Python load generator would be the bottleneck on 2 cores.
 
 Every design gets the same script: `POST /api/holds` with `{"product_id": N, "qty": 1}`, N one
-product or a random one of a list. A sold-out run counts answers by status, so its figure counts
-409s, not every failure. Each run prints its latency quantiles on a fine grid, so runs of the
-same design can be merged into one distribution.
+product or a random one of a list (reads: `GET /api/products/N`). A sold-out run counts answers
+by status, so its figure counts 409s, not every failure. Each run prints its latency quantiles
+on a fine grid, so runs of the same design can be merged into one distribution.
 """
 
 from __future__ import annotations
@@ -182,9 +182,20 @@ def drive(
 ) -> Run:
     """POST /api/holds for `seconds` over `connections` connections, one product or a random
     one of `product_ids` per request."""
+    return _wrk(f"{base_url}/api/holds", script(product_ids, count_statuses), connections, seconds)
+
+
+def read(base_url: str, product_id: int, connections: int, seconds: float) -> Run:
+    """GET /api/products/{id} for `seconds` over `connections` connections."""
+    return _wrk(
+        f"{base_url}/api/products/{product_id}", _DONE % {"grid": GRID}, connections, seconds
+    )
+
+
+def _wrk(url: str, lua: str, connections: int, seconds: float) -> Run:
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
-        path = Path(tmp) / "holds.lua"
-        path.write_text(script(product_ids, count_statuses))
+        path = Path(tmp) / "run.lua"
+        path.write_text(lua)
         out = subprocess.run(
             [
                 "wrk",
@@ -195,7 +206,7 @@ def drive(
                 "10s",
                 "-s",
                 str(path),
-                f"{base_url}/api/holds",
+                url,
             ],
             capture_output=True,
             text=True,
