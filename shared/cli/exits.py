@@ -149,7 +149,9 @@ class FlashsaleTyper(typer.Typer):
         # The AMQP client's own warnings about a refused connection would print before our
         # one line (through logging's last resort); configured logging still gets them.
         for name in ("aio_pika", "aiormq"):
-            logging.getLogger(name).addHandler(logging.NullHandler())
+            quiet = logging.getLogger(name)
+            if not any(isinstance(h, logging.NullHandler) for h in quiet.handlers):
+                quiet.addHandler(logging.NullHandler())
         try:
             return typer.main.get_command(self)(*args, **kwargs)
         except KeyboardInterrupt:

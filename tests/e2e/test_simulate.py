@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,48 +13,52 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.tables import products
-from shared.settings import PROJECT_ROOT
+from tests.cli import invoke
 from tests.harness import ADMIN_TOKEN, WEBHOOK_SECRETS, System
 from tests.helpers import make_product
 from tests.servers import ServerSet
 
 pytestmark = pytest.mark.e2e
 
+Capsys = pytest.CaptureFixture[str]
+
 
 def simulate(
-    system: System, servers: ServerSet, *args: str, timeout: float = 90
-) -> subprocess.CompletedProcess[str]:
-    """The command as a team rehearsing its launch runs it, from another process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")}
-    env |= {
+    system: System,
+    servers: ServerSet,
+    capsys: Capsys,
+    monkeypatch: pytest.MonkeyPatch,
+    *args: str,
+) -> tuple[int, str, str]:
+    """The command as a team rehearsing its launch runs it against the system."""
+    env = {
         "FLASHSALE_DATABASE_URL": servers.app_database_url,
         "FLASHSALE_WEBHOOK_SECRETS": ",".join(WEBHOOK_SECRETS),
         "FLASHSALE_ADMIN_TOKEN": ADMIN_TOKEN,
     }
-    return subprocess.run(
-        [sys.executable, "-m", "shared.cli.main", "simulate", "--url", system.base_url, *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return invoke(capsys, monkeypatch, "simulate", "--url", system.base_url, *args, **env)
 
 
 def test_a_short_sale_ends_with_a_summary_a_plot_and_a_passing_audit(
-    system: System, servers: ServerSet, tmp_path: Path
+    system: System,
+    servers: ServerSet,
+    tmp_path: Path,
+    capsys: Capsys,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     png, figures = tmp_path / "sale.png", tmp_path / "sale.json"
-    run = simulate(
+    code, out, err = simulate(
         system,
         servers,
+        capsys,
+        monkeypatch,
         *("--shoppers", "40", "--stock", "25", "--ramp", "1", "--think", "0.05"),
         *("--mix", "success=50,failure=20,abandon-hold=15,abandon-order=15"),
         *("--duplicates", "0.5", "--out-of-order", "0.3", "--seed", "7"),
         *("--png", str(png), "--json", str(figures)),
     )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "flashsale simulate: summary" in run.stdout and "audit passed" in run.stdout
+    assert code == 0, out + err
+    assert "flashsale simulate: summary" in out and "audit passed" in out
     found: dict[str, Any] = json.loads(figures.read_text())
     assert found["shoppers"] == 40 and found["errors"] == 0, found
     assert found["stock_total"] == 25
@@ -73,7 +75,12 @@ def test_a_short_sale_ends_with_a_summary_a_plot_and_a_passing_audit(
 
 
 async def test_the_exit_status_names_a_broken_conservation(
-    system: System, servers: ServerSet, engine: AsyncEngine, tmp_path: Path
+    system: System,
+    servers: ServerSet,
+    engine: AsyncEngine,
+    tmp_path: Path,
+    capsys: Capsys,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async with httpx.AsyncClient(base_url=system.base_url, timeout=30) as client:
         broken = await make_product(client, stock=5)
@@ -82,12 +89,15 @@ async def test_the_exit_status_names_a_broken_conservation(
             update(products).where(products.c.id == broken["id"]).values(stock_total=6)
         )
     try:
-        args = ("--shoppers", "3", "--ramp", "0", "--think", "0", "--no-live")
-        run = simulate(system, servers, *args, "--png", str(tmp_path / "p.png"))
+        png = str(tmp_path / "p.png")
+        args = ("--shoppers", "3", "--ramp", "0", "--think", "0", "--no-live", "--png", png)
+        code, out, err = await asyncio.to_thread(
+            simulate, system, servers, capsys, monkeypatch, *args
+        )
     finally:
         async with engine.begin() as conn:
             await conn.execute(
                 update(products).where(products.c.id == broken["id"]).values(stock_total=5)
             )
-    assert run.returncode == 1, run.stdout + run.stderr
-    assert f"VIOLATION product {broken['id']}" in run.stdout and "audit failed" in run.stdout
+    assert code == 1, out + err
+    assert f"VIOLATION product {broken['id']}" in out and "audit failed" in out
