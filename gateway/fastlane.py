@@ -130,8 +130,6 @@ class FastLane:
         if found is None:
             return False
         status, body, headers = found
-        if body:
-            headers.append((b"content-length", b"%d" % len(body)))
         PAGES_FROM_SNAPSHOT.inc()
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -42,6 +42,9 @@ def main() -> None:
         http=FrontDoorProtocol.for_settings(settings),
         ws="none",
         server_header=False,
+        # Forwarded headers only from the proxies named (nothing to parse per request else).
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         headers=[("X-Content-Type-Options", "nosniff")],
         log_config=None,
         access_log=False,

@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,19 @@ from shared.db import queries
 
 log = logging.getLogger("gateway")
 Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Cached:
+    """An entry's answer, made once: what every reader of this version gets."""
+
+    body: bytes
+    tag: bytes
+    current_at: float
+    ok: list[tuple[bytes, bytes]]
+    not_modified: list[tuple[bytes, bytes]]
+
+
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
 #: RFC 9211 Cache-Status of an answer: from this process's snapshot, or from the database
@@ -85,15 +99,27 @@ def of_row(row: Mapping[str, Any], as_of: datetime) -> bytes:
     return body(row, row["stock_total"], row["available"], row["version"], as_of)
 
 
-def of_entry(facts: Mapping[str, Any], entry: Entry) -> tuple[bytes, bytes, float]:
-    """A product from the snapshot: body, ETag and the wall time it is current at (cached on
-    the entry until the next news of the product)."""
+def of_entry(facts: Mapping[str, Any], entry: Entry) -> Cached:
+    """A product from the snapshot, encoded once per entry (until the next news of it): body,
+    ETag, the wall time it is current at, and the headers of a 200 and of a 304 but `Age`."""
     if entry.answer is None:
         level = entry.level
         assert level.stock_total is not None and level.version is not None
         encoded = body(facts, level.stock_total, level.available, level.version, entry.confirmed_at)
-        entry.answer = (encoded, etag(level.version), entry.confirmed_at.timestamp())
-    answer: tuple[bytes, bytes, float] = entry.answer
+        tag = etag(level.version)
+        common = [
+            (b"etag", tag),
+            (b"cache-control", SHARED_SECOND),
+            (b"cache-status", FROM_SNAPSHOT),
+        ]
+        entry.answer = Cached(
+            encoded,
+            tag,
+            entry.confirmed_at.timestamp(),
+            [JSON, (b"content-length", b"%d" % len(encoded)), *common],
+            common,
+        )
+    answer: Cached = entry.answer
     return answer
 
 
@@ -182,8 +208,8 @@ class ProductReads:
         facts, entry = found
         if self.snapshot.due(entry) and product_id not in self._reading:
             self._shared_read(product_id)  # confirmed before it expires
-        encoded, tag, current_at = of_entry(facts, entry)
-        headers = page_headers(tag, SHARED_SECOND, current_at, FROM_SNAPSHOT)
-        if not_modified(if_none_match, tag):
-            return 304, b"", headers
-        return 200, encoded, [JSON, *headers]
+        cached = of_entry(facts, entry)
+        aged = (b"age", age(cached.current_at))
+        if if_none_match and not_modified(if_none_match, cached.tag):
+            return 304, b"", [*cached.not_modified, aged]
+        return 200, cached.body, [*cached.ok, aged]

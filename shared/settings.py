@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
     max_connections: int = Field(default=4096, ge=1)
+    #: Addresses of the reverse proxies whose X-Forwarded-For/-Proto the gateway believes
+    #: (comma-separated, `*` for any); none by default: the peer address is the client's.
+    forwarded_allow_ips: str = ""
     #: Interactive docs and the OpenAPI document: on unless production (then off unless set).
     docs_enabled: bool | None = None
     #: How long the gateway waits for a worker's reply before answering 503 / 202.

@@ -64,7 +64,7 @@ def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
 def uvicorn_app(module: str, env: dict[str, str], logs: Path) -> Iterator[str]:
     """`uvicorn module:app --workers 2` on a free port, stopped (with its workers) on exit."""
     port = free_port()
-    log = logs / f"{module.rsplit('.', 1)[-1]}.log"
+    log = logs / f"{module.rsplit('.', 1)[-1]}-{port}.log"  # a log of its own per start
     argv = [sys.executable, "-m", "uvicorn", f"{module}:app", "--workers", str(HTTP_WORKERS)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     popen = _start(argv, {**os.environ, **env}, log)

@@ -109,8 +109,10 @@ def test_a_page_is_what_the_contract_says_and_encoded_once_per_version() -> None
     snapshot.install(_row(4, 6), snapshot.reading())
     found = snapshot.page(7)
     assert found is not None
-    body, tag, _ = pages.of_entry(*found)
-    assert pages.of_entry(*found)[0] is body
+    cached = pages.of_entry(*found)
+    body, tag = cached.body, cached.tag
+    assert pages.of_entry(*found) is cached
+    assert (b"content-length", b"%d" % len(body)) in cached.ok
     out = ProductOut.model_validate_json(body)
     assert (out.available, out.version, out.name) == (4, 6, "Sneaker «limited»")
     assert out.sale_ends_at == NOW + timedelta(hours=1)
