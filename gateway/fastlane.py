@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.deps import authenticate, customer_throttle
-from gateway.pages import exact_asked
+from gateway.pages import ProductReads, exact_asked
 from gateway.problems import Problem, problem_response
 from gateway.routes.holds import new_hold
 from gateway.schemas import HoldIn, HoldOut
@@ -90,6 +90,7 @@ class FastLane:
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
+        self._reads: ProductReads | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -126,7 +127,10 @@ class FastLane:
                 pragma = value
         if (cache_control or pragma) and exact_asked(cache_control, pragma):
             return False
-        found = self.app.state.reads.cached(product_id, if_none_match)
+        reads = self._reads
+        if reads is None:  # made by the app's lifespan
+            reads = self._reads = self.app.state.reads
+        found = reads.cached(product_id, if_none_match)
         if found is None:
             return False
         status, body, headers = found

@@ -125,7 +125,8 @@ def of_entry(facts: Mapping[str, Any], entry: Entry) -> Cached:
 
 def age(current_at: float) -> bytes:
     """The Age header: whole seconds since the answer was known to be current."""
-    return b"%d" % max(0, int(time.time() - current_at))
+    seconds = time.time() - current_at
+    return b"0" if seconds < 1 else b"%d" % seconds
 
 
 def not_modified(if_none_match: bytes | None, tag: bytes) -> bool:
@@ -205,8 +206,8 @@ class ProductReads:
         found = self.snapshot.page(product_id)
         if found is None:
             return None
-        facts, entry = found
-        if self.snapshot.due(entry) and product_id not in self._reading:
+        facts, entry, due = found
+        if due and product_id not in self._reading:
             self._shared_read(product_id)  # confirmed before it expires
         cached = of_entry(facts, entry)
         aged = (b"age", age(cached.current_at))

@@ -142,10 +142,6 @@ class StockSnapshot:
         older epoch may not answer for this one."""
         return self._epoch if self.live else -1
 
-    def due(self, entry: Entry) -> bool:
-        """Past half its age: worth confirming from the database before it expires."""
-        return self.clock() - entry.seen > self.max_age / 2
-
     def forget(self) -> None:
         """The feed was interrupted: nothing we hold can be vouched for."""
         self._entries.clear()
@@ -174,18 +170,23 @@ class StockSnapshot:
         entry = self.entry(product_id)
         return None if entry is None else entry.level
 
-    def page(self, product_id: int) -> tuple[dict[str, Any], Entry] | None:
-        """What a product page needs, if this process can vouch for it; else None (ask the
+    def page(self, product_id: int) -> tuple[dict[str, Any], Entry, bool] | None:
+        """What a product page needs, if this process can vouch for it, and whether the entry
+        is past half its age (worth confirming before it expires); else None (ask the
         database)."""
         if not self.live:
             return None
         facts = self._facts.get(product_id)
-        if facts is None:
+        entry = self._entries.get(product_id)
+        if facts is None or entry is None:
             return None
-        entry = self.entry(product_id)
-        if entry is None or entry.level.version is None or entry.level.stock_total is None:
+        age = self.clock() - entry.seen
+        if age > self.max_age:
+            del self._entries[product_id]
             return None
-        return facts, entry
+        if entry.level.version is None or entry.level.stock_total is None:
+            return None
+        return facts, entry, age > self.max_age / 2
 
     def refusal(
         self, product_id: int, qty: int, customer_id: str | None, now: datetime

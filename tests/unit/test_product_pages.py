@@ -109,9 +109,9 @@ def test_a_page_is_what_the_contract_says_and_encoded_once_per_version() -> None
     snapshot.install(_row(4, 6), snapshot.reading())
     found = snapshot.page(7)
     assert found is not None
-    cached = pages.of_entry(*found)
+    cached = pages.of_entry(*found[:2])
     body, tag = cached.body, cached.tag
-    assert pages.of_entry(*found) is cached
+    assert pages.of_entry(*found[:2]) is cached
     assert (b"content-length", b"%d" % len(body)) in cached.ok
     out = ProductOut.model_validate_json(body)
     assert (out.available, out.version, out.name) == (4, 6, "Sneaker «limited»")
