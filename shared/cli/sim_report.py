@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from shared.cli.sim_shoppers import Answer, Recorder
@@ -37,19 +38,26 @@ def errors(rec: Recorder) -> int:
     return sum(1 for a in rec.answers if a.outcome in ("error", "rejected"))
 
 
-def live_line(rec: Recorder, shoppers: int, window: float = 1.0) -> str:
-    """Elapsed, shoppers done, holds/s over the last second, sold, refused, p99."""
+def live_view(rec: Recorder, shoppers: int, window: float = 1.0) -> Table:
+    """Elapsed, shoppers done, holds/s over the last second, sold, refused, errors, p99."""
     now = rec.now()
     recent = [a for a in rec.answers if a.kind == "hold" and a.t >= now - window]
     rate = sum(1 for a in recent if a.outcome == "held") / min(window, max(now, 1e-3))
-    available = rec.stock[-1][1] if rec.stock else "?"
-    p99 = percentile([a.ms for a in rec.answers], 99)
-    return (
-        f"elapsed {now:6.1f} s   shoppers done {sum(rec.journeys.values())}/{shoppers}   "
-        f"holds/s {rate:7.1f}   sold {rec.sold_units}   refused {rec.count('hold', 'refused')}"
-        f"   errors {errors(rec)}   "
-        f"p99 {p99:6.1f} ms   available {available}"
-    )
+    values = {
+        "elapsed": f"{now:.1f} s",
+        "shoppers done": f"{sum(rec.journeys.values())}/{shoppers}",
+        "holds/s": f"{rate:.1f}",
+        "sold": str(rec.sold_units),
+        "refused": str(rec.count("hold", "refused")),
+        "errors": str(errors(rec)),
+        "p99": f"{percentile([a.ms for a in rec.answers], 99):.0f} ms",
+        "available": str(rec.stock[-1][1]) if rec.stock else "?",
+    }
+    view = Table(box=box.SIMPLE_HEAD, padding=(0, 1))
+    for name in values:
+        view.add_column(name, justify="right")
+    view.add_row(*values.values())
+    return view
 
 
 def figures(rec: Recorder, elapsed: float, stock_total: int) -> dict[str, Any]:

@@ -57,7 +57,7 @@ async def _run(
 
     async def refresh() -> None:
         while not stop.is_set() and live is not None:
-            live.update(Text(sim_report.live_line(rec, shoppers)))
+            live.update(sim_report.live_view(rec, shoppers))
             await asyncio.sleep(0.25)
 
     painter = asyncio.create_task(refresh())
@@ -67,7 +67,7 @@ async def _run(
         stop.set()
         await asyncio.gather(sampler, painter)
     if live is not None:
-        live.update(Text(sim_report.live_line(rec, shoppers)))
+        live.update(sim_report.live_view(rec, shoppers))
 
 
 async def _simulate(opts: dict[str, Any], show: bool) -> tuple[Recorder, dict[str, Any]]:
@@ -206,8 +206,8 @@ def command(
     found["audit"] = {"ran": audit, "passed": not bad, "violations": bad}
     out.print(sim_report.summary_table(found, verdict))
     for line in bad:
-        out.print(line, markup=False)
-    out.print(problem or f"plot: {png}", markup=False)
+        out.print(line, markup=False, highlight=False)
+    out.print(problem or f"plot: {png}", markup=False, highlight=False)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(found, indent=2) + "\n")
