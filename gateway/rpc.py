@@ -8,10 +8,12 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 import aio_pika
+import aio_pika
 from pydantic import BaseModel, TypeAdapter
 
 from gateway.coalescer import HoldCoalescer, NotDecided, Overloaded
 from gateway.problems import Problem, unavailable
+from gateway.server import SHED_RETRY_AFTER_MS
 from gateway.snapshot import StockSnapshot
 from shared import topology
 from shared.bus import Bus, BusUnavailable, ReplyTimeout
@@ -42,6 +44,25 @@ _payment_reply = TypeAdapter(PaymentRecorded)
 #: finished just after the client got its 503 is rare (and a hold made so still expires).
 DEADLINE_MARGIN = timedelta(milliseconds=500)
 log = logging.getLogger("gateway")
+
+
+def maybe_sent(exc: BusUnavailable) -> bool:
+    """Whether the broker may have taken the command although it was not confirmed: the
+    connection dropped, or no confirm came, after the publish began."""
+    cause = exc.__cause__
+    if cause is None:  # not connected: nothing was sent
+        return False
+    return not isinstance(cause, aio_pika.exceptions.DeliveryError)  # returned: not queued
+
+
+def unknown_outcome(what: str, keyed: bool) -> Problem:
+    """503 for a command that may have been applied (the client cannot know)."""
+    retry = (
+        "retry with the same Idempotency-Key"
+        if keyed
+        else "send an Idempotency-Key to retry safely"
+    )
+    return unavailable(f"the outcome is unknown: {what}; {retry}")
 
 
 def maybe_sent(exc: BusUnavailable) -> bool:
@@ -202,7 +223,8 @@ class Requester:
                 429,
                 "overloaded",
                 "too many holds waiting for this product's partition; retry shortly",
-                headers={"Retry-After": "1"},
+                headers={"Retry-After": "1", "Retry-After-Ms": str(SHED_RETRY_AFTER_MS)},
+                retry_after_ms=SHED_RETRY_AFTER_MS,
             ) from exc
         except NotDecided as exc:
             raise unavailable("no inventory decision in time; the hold was not placed") from exc

@@ -4,7 +4,11 @@ Enforced here, before the application sees a request (and with no proxy on the h
 request line and headers within `max_header_bytes` and MAX_HEADERS (431), the headers within
 `header_timeout_seconds` of connecting or of the previous answer (408, or a plain close when
 nothing came), a body within `max_body_bytes` (413: a Content-Length at once, a chunked body as
-soon as it passes the limit) and `max_connections` per process (503). Hold, order and webhook
+soon as it passes the limit), `max_connections` per process (503), and `max_in_flight`
+requests being answered at once per process: one more is answered 429 `overloaded` with
+Retry-After at once, without reaching the application, so that a flood is shed early and cheap
+instead of queueing (health and metrics are never shed); that connection is not read again
+before the delay it was given. Hold, order and webhook
 answers get `Cache-Control: no-store`; every answer gets `X-Content-Type-Options: nosniff`
 (a default header of the server, set in gateway/main.py).
 """
@@ -12,6 +16,7 @@ answers get `Cache-Control: no-store`; every answer gets `X-Content-Type-Options
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any, ClassVar
 
 import httptools
@@ -30,6 +35,51 @@ LINGER_SECONDS = 5.0
 #: Answers about holds, orders and payments are never stored by a cache.
 NO_STORE_PATHS = ("/api/holds", "/api/orders", "/api/payments/webhook")
 NO_STORE = (b"cache-control", b"no-store")
+#: Never shed: an operator must see a flooded gateway.
+NEVER_SHED = (b"/healthz", b"/readyz", b"/metrics")
+#: How long a shed client is asked to wait: Retry-After in seconds (HTTP's unit) and, finer,
+#: Retry-After-Ms (and `retry_after_ms` in the body) in milliseconds.
+SHED_RETRY_AFTER_MS = 200
+
+#: Requests of this process being answered now (all its connections).
+_in_flight = [0]
+
+
+def in_flight() -> int:
+    """Requests this process is answering right now."""
+    return _in_flight[0]
+
+
+def _done(_: object) -> None:
+    _in_flight[0] -= 1
+
+
+_SHED_BODY = json.dumps(
+    {
+        "type": "urn:flashsale:problem:overloaded",
+        "title": "Too Many Requests",
+        "status": 429,
+        "detail": "this gateway process is answering as many requests as it may; retry after "
+        "the Retry-After-Ms delay",
+        "code": "overloaded",
+        "retry_after_ms": SHED_RETRY_AFTER_MS,
+    }
+).encode()
+#: The whole answer, ready: shedding costs a header parse and one write.
+_SHED_ANSWER = b"\r\n".join(
+    [
+        b"HTTP/1.1 429 Too Many Requests",
+        b"content-type: application/problem+json",
+        b"content-length: " + str(len(_SHED_BODY)).encode(),
+        b"retry-after: " + str(max(1, -(-SHED_RETRY_AFTER_MS // 1000))).encode(),
+        b"retry-after-ms: " + str(SHED_RETRY_AFTER_MS).encode(),
+        b"cache-control: no-store",
+        b"x-content-type-options: nosniff",
+        b"",
+        _SHED_BODY,
+    ]
+)
+_SHED = FRONT_DOOR_REFUSALS.labels("overloaded")
 
 
 class _Refused(Exception):
@@ -43,6 +93,7 @@ class FrontDoorProtocol(HttpToolsProtocol):
     max_body_bytes: ClassVar[int] = 64 * 1024
     header_timeout: ClassVar[float] = 10.0
     max_connections: ClassVar[int] = 4096
+    max_in_flight: ClassVar[int] = 128
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -58,6 +109,7 @@ class FrontDoorProtocol(HttpToolsProtocol):
         self._linger: asyncio.TimerHandle | None = None
         self._active: RequestResponseCycle | None = None
         self._deferred: tuple[RequestResponseCycle, ASGI3Application] | None = None
+        self._shedding = False  # the current request was answered 429 before the application
 
     @classmethod
     def for_settings(cls, settings: Settings) -> type[FrontDoorProtocol]:
@@ -67,6 +119,7 @@ class FrontDoorProtocol(HttpToolsProtocol):
             "max_body_bytes": settings.max_body_bytes,
             "header_timeout": settings.header_timeout_seconds,
             "max_connections": settings.max_connections,
+            "max_in_flight": settings.max_in_flight,
         }
         return type("FrontDoor", (cls,), limits)
 
@@ -155,6 +208,15 @@ class FrontDoorProtocol(HttpToolsProtocol):
         self._reading_headers, self._header_since = False, None
         if self._too_large:
             self._refuse_body()
+        if (
+            _in_flight[0] >= self.max_in_flight
+            and not self._busy()  # a pipelined request waits its turn (answers stay in order)
+            and not self.url.startswith(NEVER_SHED)
+        ):
+            _SHED.inc()
+            self._shedding = True
+            self.transport.write(_SHED_ANSWER)
+            return
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope:
@@ -162,6 +224,8 @@ class FrontDoorProtocol(HttpToolsProtocol):
                 cycle.default_headers = [*self.server_state.default_headers, NO_STORE]
 
     def on_body(self, body: bytes) -> None:
+        if self._shedding:
+            return  # read and dropped: the answer is out
         self._body_bytes += len(body)
         if self._body_bytes > self.max_body_bytes:
             self._refuse_body()
@@ -170,12 +234,28 @@ class FrontDoorProtocol(HttpToolsProtocol):
             self.flow.resume_reading()  # nobody reads the body yet; it is bounded above
 
     def on_message_complete(self) -> None:
+        if self._shedding:
+            self._shedding = False
+            self._reading_headers, self._header_bytes = True, 0
+            if self.parser.should_keep_alive() and not self.expect_100_continue:
+                # Its next request is not read before the delay it was given: a flooding
+                # client is slowed here instead of taking the loop from the requests let in.
+                self.transport.pause_reading()
+                self.loop.call_later(SHED_RETRY_AFTER_MS / 1000, self._resume_after_shed)
+                self._headers_owed()
+            else:
+                self.transport.close()
+            return
         super().on_message_complete()
         self._reading_headers, self._header_bytes = True, 0
         deferred = self._deferred
         if deferred is not None and deferred[0] is self.cycle:
             self._deferred = None
             self._start(*deferred)
+
+    def _resume_after_shed(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         if self._chunked and cycle is self.cycle and cycle.more_body:
@@ -190,7 +270,13 @@ class FrontDoorProtocol(HttpToolsProtocol):
 
     def _start(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         self._active = cycle
-        super()._start_asgi_task(cycle, app)
+        # Counted from now until its task is done, whatever ends it (even a cancel before it
+        # ran): a burst parsed in one loop turn is bounded as well.
+        _in_flight[0] += 1
+        task = self.loop.create_task(cycle.run_asgi(app))
+        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(_done)
+        self.tasks.add(task)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

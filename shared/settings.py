@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
     max_connections: int = Field(default=4096, ge=1)
+    #: Requests one gateway process answers at once; one more is a 429 `overloaded` at once.
+    max_in_flight: int = Field(default=128, ge=1)
     #: Addresses of the reverse proxies whose X-Forwarded-For/-Proto the gateway believes
     #: (comma-separated, `*` for any); none by default: the peer address is the client's.
     forwarded_allow_ips: str = ""
@@ -85,7 +87,7 @@ class Settings(BaseSettings):
     hold_batch_size: int = Field(default=200, ge=1, le=500)
     hold_batches_in_flight: int = Field(default=1, ge=1, le=64)
     #: Holds waiting behind them per partition before the gateway answers 429 overloaded.
-    hold_batch_max_waiting: int = Field(default=5000, ge=1)
+    hold_batch_max_waiting: int = Field(default=400, ge=1)
     #: How long a gateway acts on a product's stock level without hearing of it again.
     stock_level_max_age_seconds: float = Field(default=1.0, gt=0, le=10)
     #: Gateway processes `flashsale up` runs on the one HTTP port.
