@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 import aio_pika
-import aio_pika
 from pydantic import BaseModel, TypeAdapter
 
 from gateway.coalescer import HoldCoalescer, NotDecided, Overloaded
@@ -44,25 +43,6 @@ _payment_reply = TypeAdapter(PaymentRecorded)
 #: finished just after the client got its 503 is rare (and a hold made so still expires).
 DEADLINE_MARGIN = timedelta(milliseconds=500)
 log = logging.getLogger("gateway")
-
-
-def maybe_sent(exc: BusUnavailable) -> bool:
-    """Whether the broker may have taken the command although it was not confirmed: the
-    connection dropped, or no confirm came, after the publish began."""
-    cause = exc.__cause__
-    if cause is None:  # not connected: nothing was sent
-        return False
-    return not isinstance(cause, aio_pika.exceptions.DeliveryError)  # returned: not queued
-
-
-def unknown_outcome(what: str, keyed: bool) -> Problem:
-    """503 for a command that may have been applied (the client cannot know)."""
-    retry = (
-        "retry with the same Idempotency-Key"
-        if keyed
-        else "send an Idempotency-Key to retry safely"
-    )
-    return unavailable(f"the outcome is unknown: {what}; {retry}")
 
 
 def maybe_sent(exc: BusUnavailable) -> bool:
