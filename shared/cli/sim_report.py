@@ -39,13 +39,13 @@ def errors(rec: Recorder) -> int:
 
 
 def live_view(rec: Recorder, shoppers: int, window: float = 1.0) -> Table:
-    """Elapsed, shoppers done, holds/s over the last second, sold, refused, errors, p99."""
+    """Elapsed, shoppers done (of all), holds/s over the last second, sold, refused, errors, p99."""
     now = rec.now()
     recent = [a for a in rec.answers if a.kind == "hold" and a.t >= now - window]
-    rate = sum(1 for a in recent if a.outcome == "held") / min(window, max(now, 1e-3))
+    rate = sum(1 for a in recent if a.outcome == "held") / max(min(window, now), 0.25)
     values = {
         "elapsed": f"{now:.1f} s",
-        "shoppers done": f"{sum(rec.journeys.values())}/{shoppers}",
+        "done": f"{sum(rec.journeys.values())}/{shoppers}",
         "holds/s": f"{rate:.1f}",
         "sold": str(rec.sold_units),
         "refused": str(rec.count("hold", "refused")),

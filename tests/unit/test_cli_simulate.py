@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli.sim_report import figures, percentile, plot
+from shared.cli.sim_report import figures, live_view, percentile, plot
 from shared.cli.sim_shoppers import Answer, Recorder, parse_mix
 
 pytestmark = pytest.mark.unit
@@ -57,3 +57,15 @@ def test_the_plot_is_a_png(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "sale.png"
     assert plot(_recorded(), 2.0, path) is None
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_live_view_shows_what_a_rehearsal_watches() -> None:
+    from rich.console import Console
+
+    console = Console(width=80, record=True)
+    console.print(live_view(_recorded(), shoppers=5))
+    text = console.export_text()
+    for heading in ("elapsed", "holds/s", "sold", "refused", "errors", "p99", "available"):
+        assert heading in text
+    assert "3/5" in text and "5000 ms" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
