@@ -151,3 +151,36 @@ def test_an_exact_read_is_asked_with_no_cache(
     cache_control: bytes | None, pragma: bytes | None, exact: bool
 ) -> None:
     assert pages.exact_asked(cache_control, pragma) is exact
+
+
+async def test_the_fast_lanes_201_is_byte_for_byte_what_hold_out_writes() -> None:
+    import uuid
+
+    from gateway.fastlane import _created
+    from gateway.schemas import HoldOut
+    from shared.messages import HoldPlaced
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    for expires in (NOW, NOW + timedelta(microseconds=123456)):
+        reply = HoldPlaced(
+            hold_id=uuid.uuid4(), product_id=7, qty=2, expires_at=expires, available=3
+        )
+        sent.clear()
+        await _created(send, reply)
+        model = HoldOut(
+            hold_id=reply.hold_id,
+            product_id=7,
+            qty=2,
+            status="active",
+            expires_at=expires,
+            order_id=None,
+        )
+        assert sent[1]["body"] == model.model_dump_json().encode()
+        headers = dict(sent[0]["headers"])
+        assert sent[0]["status"] == 201
+        assert headers[b"location"] == f"/api/holds/{reply.hold_id}".encode()
+        assert headers[b"content-length"] == b"%d" % len(sent[1]["body"])
