@@ -74,9 +74,8 @@ async def _simulate(opts: dict[str, Any], show: bool) -> tuple[Recorder, dict[st
     headers = (
         {"Authorization": f"Bearer {opts['storefront_key']}"} if opts["storefront_key"] else {}
     )
-    limits = httpx.Limits(
-        max_connections=opts["connections"], max_keepalive_connections=opts["connections"]
-    )
+    pool = opts["connections"] + 1  # one more for the stock sampler
+    limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
     async with httpx.AsyncClient(
         base_url=opts["url"], headers=headers, timeout=opts["timeout"], limits=limits
     ) as client:
@@ -93,6 +92,7 @@ async def _simulate(opts: dict[str, Any], show: bool) -> tuple[Recorder, dict[st
             mix=opts["mix"],
             duplicates=opts["duplicates"],
             out_of_order=opts["out_of_order"],
+            slots=asyncio.Semaphore(opts["connections"]),
         )
         rec = Recorder()
         if not show:
