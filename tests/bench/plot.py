@@ -40,10 +40,35 @@ def _absent(ax: Axes) -> None:
     ax.set_yticks([])
 
 
+def _reads(reads: Axes, staleness: Axes, results: dict[str, Any]) -> None:
+    """Product pages: reads/s and p99 of the four designs; the staleness across processes."""
+    designs = results.get("reads", {}).get("designs", {})
+    if designs:
+        labels = [DESIGNS[k] for k in designs]
+        _bars(reads, labels, {"reads/s": [f["reads_per_s"] for f in designs.values()]}, [_BLUE])
+        twin = reads.twinx()
+        twin.plot(labels, [f["p99_ms"] or 0 for f in designs.values()], "s", color=_ORANGE)
+        twin.set_ylabel("p99 ms", color=_ORANGE)
+        twin.set_ylim(bottom=0)
+    else:
+        _absent(reads)
+    reads.set_title("GET /api/products/{id}, 2 processes each, holds trickling in")
+    stale = results.get("reads", {}).get("staleness")
+    if stale and stale.get("probes"):
+        names = ["p50", "p99", "max"]
+        values = [stale["p50_ms"] or 0, stale["p99_ms"] or 0, stale["max_ms"] or 0]
+        _bars(staleness, names, {"ms": values}, [_BLUE])
+        staleness.axhline(100, color=_GREY, ls=":", label="target p99 100 ms")
+        staleness.legend(fontsize=8)
+    else:
+        _absent(staleness)
+    staleness.set_title("A hold through one gateway process, seen by another (ms)")
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
     """Write the plot of `results` to `path`."""
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
-    (throughput, latency), (connections, conditions) = axes
+    fig, axes = plt.subplots(3, 2, figsize=(13, 13))
+    (throughput, latency), (connections, conditions), (reads, staleness) = axes
     designs = _designs(results)
     labels = [name for name, _ in designs]
     connections_of = designs[0][1]["connections"] if designs else 100
@@ -105,8 +130,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
         _absent(conditions)
     conditions.set_title(f"This project: holds/s under growth ({connections_of} connections)")
 
+    _reads(reads, staleness, results)
+
     fig.suptitle(
-        f"POST /api/holds, qty 1, wrk — {results['machine']['cpus']} CPUs, {results['started_at']}",
+        "POST /api/holds (qty 1) and GET /api/products/{id}, wrk — "
+        f"{results['machine']['cpus']} CPUs, {results['started_at']}",
         fontsize=11,
     )
     fig.tight_layout()
