@@ -4,12 +4,14 @@ aio-pika's robust connection reconnects to the one URL it was given. This one ro
 the cluster's nodes, one attempt per node in turn, waiting between failed attempts with an
 exponential back-off and full jitter (0.1 s doubling up to 5 s), and each process visits the
 other nodes in an order of its own: the clients of a lost node spread over the survivors
-instead of landing on the next one all at once. Channels, queues and consumers are restored on
+instead of landing on the next one all at once. The first attempt after a loss waits 1–2 s
+(AFTER_LOSS_SECONDS). Channels, queues and consumers are restored on
 the new node as aio-pika restores them after any reconnection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -19,6 +21,11 @@ from yarl import URL
 
 BACKOFF_FIRST_SECONDS = 0.1
 BACKOFF_MAX_SECONDS = 5.0
+#: After a loss, the first attempt waits a random time in this range: the surviving nodes elect
+#: new leaders for the lost node's queues meanwhile (RabbitMQ 3.10 nacks publishes for good on
+#: a channel opened to a queue whose leader is still the lost node), and the clients of the
+#: lost node arrive spread out, not at once.
+AFTER_LOSS_SECONDS = (1.0, 2.0)
 
 
 class FailoverConnection(aio_pika.RobustConnection):
@@ -73,6 +80,11 @@ class FailoverConnection(aio_pika.RobustConnection):
         node = self.node
         return str(node.with_password("******") if node.password else node)
 
+    async def _on_connection_close(self, closing: asyncio.Future[Any]) -> None:
+        if not self._close_called:
+            await asyncio.sleep(random.uniform(*AFTER_LOSS_SECONDS))
+        await super()._on_connection_close(closing)
+
     async def _on_connected(self) -> None:
         await super()._on_connected()
         # after a loss the next attempt goes straight to the next node, then backs off
@@ -85,8 +97,6 @@ async def connect_failover(
 ) -> AbstractRobustConnection:
     """Connect to the first node that answers (the first URL first); keep reconnecting to any
     of them. Fails when no node answers within `timeout` per node."""
-    import asyncio
-
     connection = FailoverConnection([URL(u) for u in urls], fail_fast="0", **kwargs)
     try:
         await asyncio.wait_for(connection.connect(timeout=timeout), timeout * len(urls))

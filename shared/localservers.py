@@ -210,18 +210,28 @@ class LocalServers:
         self.prometheus_port = self.prometheus_port or _derived_port(self.mgmt_port + 1)
         self.dist_port = self.dist_port or _derived_port(self.amqp_port + 20000)
         if self.cluster > 1 and not self.peers:
-            self.peers = [self._peer(k) for k in range(2, self.cluster + 1)]
+            used = {self.amqp_port, self.mgmt_port, self.pg_port}
+            used |= {self.prometheus_port, self.dist_port}
+            self.peers = [self._peer(k, used) for k in range(2, self.cluster + 1)]
 
-    def _peer(self, k: int) -> LocalServers:
+    def _peer(self, k: int, used: set[int]) -> LocalServers:
+        """Node k's ports: next to this node's where free, never one another node was given."""
+
+        def pick(port: int) -> int:
+            while port > 65535 or port in used or port_taken(port):
+                port = free_port()
+            used.add(port)
+            return port
+
         step = k - 1
         return LocalServers(
             self.home,
-            amqp_port=_derived_port(self.amqp_port + step),
-            mgmt_port=_derived_port(self.mgmt_port + 2 * step),
+            amqp_port=pick(self.amqp_port + step),
+            mgmt_port=pick(self.mgmt_port + 2 * step),
             pg_port=self.pg_port,
             node_name=f"{self.node_name}-{k}",
-            prometheus_port=_derived_port(self.mgmt_port + 2 * step + 1),
-            dist_port=_derived_port(self.amqp_port + 20000 + step),
+            prometheus_port=pick(self.mgmt_port + 2 * step + 1),
+            dist_port=pick(self.amqp_port + 20000 + step),
             rabbit_subdir=f"rabbitmq-{k}",
         )
 
