@@ -95,7 +95,10 @@ async def test_one_bad_hold_does_not_fail_its_envelope_mates(
     decided = await _request_envelope(
         servers.amqp_url, PlaceHolds(holds=[good[0], good[1], poison, good[2], good[3]])
     )
-    assert decided.replies[2] is None  # no decision: its requester answers 503
+    # refused at once, not retried: a decision error is not a passing fault
+    refused = decided.replies[2]
+    assert refused is not None and refused.type == "HoldRefused"
+    assert refused.reason == "product_undecidable"
     placed = [r for i, r in enumerate(decided.replies) if i != 2]
     assert all(r is not None and r.type == "HoldPlaced" for r in placed)
     async with engine.connect() as conn:
