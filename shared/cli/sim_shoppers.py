@@ -170,22 +170,26 @@ async def shopper(sale: Sale, rec: Recorder, n: int, rng: random.Random) -> None
         rec.sold_units += sale.qty
 
 
+async def _available(sale: Sale, rec: Recorder, exact: bool) -> None:
+    params = {"consistent": "true"} if exact else {}
+    try:
+        r = await sale.client.get(f"/api/products/{sale.product_id}", params=params)
+    except httpx.HTTPError:
+        return
+    if r.status_code == 200:
+        rec.stock.append((rec.now(), int(r.json()["available"])))
+
+
 async def sample_stock(sale: Sale, rec: Recorder, every: float, stop: asyncio.Event) -> None:
-    """The product's exact availability over time, until `stop`."""
-    while True:
-        try:
-            r = await sale.client.get(
-                f"/api/products/{sale.product_id}", params={"consistent": "true"}
-            )
-            if r.status_code == 200:
-                rec.stock.append((rec.now(), int(r.json()["available"])))
-        except httpx.HTTPError:
-            pass
+    """The product's availability over time as shoppers see it (the gateway's own, fresh
+    within a second), until `stop`; then once exactly, from the database."""
+    while not stop.is_set():
+        await _available(sale, rec, exact=False)
         try:
             await asyncio.wait_for(stop.wait(), every)
-            return
         except TimeoutError:
             continue
+    await _available(sale, rec, exact=True)
 
 
 async def crowd(
