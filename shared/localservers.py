@@ -329,7 +329,7 @@ class LocalServers:
             "RABBITMQ_PID_FILE": str(self.rabbit_pid_file),
             "RABBITMQ_CONFIG_FILE": str(conf),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.rabbit_dir / "enabled_plugins"),
-            # without the extension, as RabbitMQ wants it
+            # quorum_cluster_size (the members of a new quorum queue)
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.rabbit_dir / "advanced.config"),
             "RABBITMQ_NODE_PORT": str(self.amqp_port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
