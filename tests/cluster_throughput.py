@@ -1,14 +1,14 @@
 """Broker throughput of partition queues on one node and on a three-node cluster.
 
-`uv run python -m tests.cluster_throughput` starts its own RabbitMQ nodes on free ports in a temporary folder, declares partition queues
-with the production arguments (quorum, single active consumer, delivery limit, dead-lettering),
-and for a few seconds publishes persistent 1 KiB messages with publisher confirms (a window of
-200 unconfirmed) while one consumer per queue takes them with prefetch 100 and acknowledges
-each, one client process per queue. It prints messages/s through the broker for: 1 partition
-on 1 node; 1 partition on the 3-node cluster (three members: every message written by all
-three); 3 partitions on the cluster, each led by another node; and the load average before
-and after (the machine's other work falls on the figures). Used by docs/scaling.md; asserts
-nothing.
+`uv run python -m tests.cluster_throughput` starts its own RabbitMQ nodes on free ports in a
+temporary folder, declares partition queues with the production arguments (quorum, single
+active consumer, delivery limit, dead-lettering), and for a few seconds publishes persistent
+1 KiB messages with publisher confirms (a window of 200 unconfirmed) while one consumer per
+queue takes them with prefetch 100 and acknowledges each, one client process per queue. It
+prints messages/s through the broker for: 1 partition on 1 node; 1 partition on the 3-node
+cluster (three members: every message written by all three); 3 partitions on the cluster,
+each led by another node; and the load average before and after (the machine's other work
+falls on the figures). Used by docs/scaling.md; asserts nothing.
 """
 
 from __future__ import annotations
