@@ -159,9 +159,14 @@ class Bus:
 
         await queue.consume(deliver, no_ack=True)
         self._connection.close_callbacks.add(lambda *_: on_lost())
-        self._connection.reconnect_callbacks.add(lambda *_: on_lost())
-        if on_back is not None:
-            self._connection.reconnect_callbacks.add(lambda *_: on_back())
+
+        def back(*_: object) -> None:
+            # one callback, in this order: the callbacks of a collection run in no set order
+            on_lost()
+            if on_back is not None:
+                on_back()
+
+        self._connection.reconnect_callbacks.add(back)
 
     async def notify(self, message: BaseModel, *, exchange: str, routing_key: str = "") -> None:
         """Publish a transient event without waiting for a confirm; a failure is only logged."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -112,8 +111,7 @@ FLOOD_CONNECTIONS = 2000
 FLOOD_P99_MS = 4000.0
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk)")
-async def test_a_flood_of_connections_is_shed_early_and_answered_within_a_second(
+async def test_a_flood_of_connections_is_shed_early_and_answered_within_four_seconds(
     lab: System, engine: AsyncEngine
 ) -> None:
     product_id = await _product(lab)
