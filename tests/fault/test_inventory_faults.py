@@ -142,11 +142,14 @@ async def test_the_sweep_expires_a_hold_whose_expiry_message_was_lost(
     await assert_stock_conserved(engine, product["id"])
 
 
-def _active_inventory_pid(servers: ServerSet, partition: str, not_pid: int = 0) -> int:
-    """Pid of the inventory worker the broker shows active on `partition` (its view lags)."""
+def _active_inventory_pid(
+    servers: ServerSet, partition: str, not_pid: int = 0, vhost: str = "/"
+) -> int:
+    """Pid of the inventory worker the broker shows active on `partition` of `vhost` (other
+    systems' partitions have the same names; the broker's view lags)."""
     deadline = time.monotonic() + 30
     while True:
-        pid = _shown_active(servers, partition)
+        pid = _shown_active(servers, partition, vhost)
         if pid is not None and pid != not_pid:
             return pid
         if time.monotonic() > deadline:
@@ -154,7 +157,7 @@ def _active_inventory_pid(servers: ServerSet, partition: str, not_pid: int = 0) 
         time.sleep(0.5)
 
 
-def _shown_active(servers: ServerSet, partition: str) -> int | None:
+def _shown_active(servers: ServerSet, partition: str, vhost: str) -> int | None:
     assert servers.management_url
     api = servers.management_url.rstrip("/") + "/api"
     given = {
@@ -163,7 +166,8 @@ def _shown_active(servers: ServerSet, partition: str) -> int | None:
     }
     consumers = httpx.get(f"{api}/consumers", auth=servers.management_auth, timeout=10).json()
     for c in consumers:
-        if c["queue"]["name"] == partition and c.get("active", True):
+        queue = c["queue"]
+        if queue["name"] == partition and queue["vhost"] == vhost and c.get("active", True):
             name = given.get(c["channel_details"]["connection_name"], "")
             if name.startswith("inventory-consumer-"):
                 return int(name.rsplit("-", 1)[1])

@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import time
+import urllib.parse
 from collections.abc import Iterator
 
 import httpx
@@ -51,7 +52,8 @@ async def test_a_hung_inventory_consumer_loses_its_partition_within_ten_seconds(
 ) -> None:
     product_id = await _product(lab)
     partition = topology.product_routing_key(product_id, 8)
-    victim = _active_inventory_pid(servers, partition)
+    vhost = urllib.parse.unquote(urllib.parse.urlsplit(lab.amqp_url).path[1:])
+    victim = _active_inventory_pid(servers, partition, vhost=vhost)
     async with SteadyLoad(lab.base_url, product_id) as load:
         await asyncio.sleep(2)
         os.kill(victim, signal.SIGSTOP)
@@ -75,7 +77,7 @@ async def test_a_hung_inventory_consumer_loses_its_partition_within_ten_seconds(
     load.assert_honest_answers()
     assert load.failed_seconds("hold") <= FAILOVER_BOUND
     assert failover <= FAILOVER_BOUND
-    assert _active_inventory_pid(servers, partition) != victim
+    assert _active_inventory_pid(servers, partition, vhost=vhost) != victim
     assert not load.failures("order") and not load.failures("webhook")  # not on that partition
     await assert_nothing_lost_doubled_oversold_or_stuck(engine, load)
 
