@@ -93,7 +93,7 @@ class FrontDoorProtocol(HttpToolsProtocol):
     max_body_bytes: ClassVar[int] = 64 * 1024
     header_timeout: ClassVar[float] = 10.0
     max_connections: ClassVar[int] = 4096
-    max_in_flight: ClassVar[int] = 128
+    max_in_flight: ClassVar[int] = 256
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
     max_connections: int = Field(default=4096, ge=1)
     #: Requests one gateway process answers at once; one more is a 429 `overloaded` at once.
-    max_in_flight: int = Field(default=128, ge=1)
+    max_in_flight: int = Field(default=256, ge=1)
     #: Addresses of the reverse proxies whose X-Forwarded-For/-Proto the gateway believes
     #: (comma-separated, `*` for any); none by default: the peer address is the client's.
     forwarded_allow_ips: str = ""
