@@ -53,3 +53,22 @@ async def test_a_failing_command_fails_alone_and_the_rest_are_decided() -> None:
     results = await asyncio.gather(*[batcher.submit(c) for c in cmds], return_exceptions=True)
     assert isinstance(results[2], RuntimeError)
     assert all(isinstance(r, domain.Unchanged) for i, r in enumerate(results) if i != 2)
+
+
+async def test_handlers_that_submit_out_of_delivery_order_are_decided_in_delivery_order() -> None:
+    seen: list[uuid.UUID] = []
+
+    async def process(cmds: Sequence[domain.InventoryCommand]) -> list[domain.Decision]:
+        seen.extend(c.hold_id for c in cmds)  # type: ignore[union-attr]
+        return [domain.Unchanged(c, "ok") for c in cmds]
+
+    batcher = Batcher(process, max_batch=100)
+    cmds = [_cmd() for _ in range(6)]
+    delivered = [3, 1, 2, 6, 4, 5]  # the order their handlers happened to reach the batcher
+    envelope = [_cmd(), _cmd()]
+    await asyncio.gather(
+        *[batcher.submit(c, tag) for c, tag in zip(cmds, delivered, strict=True)],
+        batcher.submit_many(envelope, 0),  # an earlier delivery: its holds first, in order
+    )
+    by_tag = [c.hold_id for _, c in sorted(zip(delivered, cmds, strict=True))]
+    assert seen == [h.hold_id for h in envelope] + by_tag

@@ -23,27 +23,34 @@ class Batcher:
         self._process = process
         self._max_batch = max_batch
         self._pending: list[tuple[domain.InventoryCommand, asyncio.Future[domain.Decision]]] = []
+        #: the delivery each pending command came in (its position on the queue), by future
+        self._order: dict[asyncio.Future[domain.Decision], tuple[int, int]] = {}
+        self._seq = 0
         self._draining: asyncio.Task[None] | None = None
         self.batches = 0
 
-    async def submit(self, command: domain.InventoryCommand) -> domain.Decision:
-        """Queue a command behind everything submitted before it; wait for its decision."""
+    def _queue(
+        self, command: domain.InventoryCommand, delivery: int
+    ) -> asyncio.Future[domain.Decision]:
         future: asyncio.Future[domain.Decision] = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        self._order[future] = (delivery, self._seq)
         self._pending.append((command, future))
+        return future
+
+    async def submit(self, command: domain.InventoryCommand, delivery: int = 0) -> domain.Decision:
+        """Queue a command behind everything submitted before it, or delivered before it
+        (`delivery`: the broker's delivery tag); wait for its decision."""
+        future = self._queue(command, delivery)
         if self._draining is None or self._draining.done():
             self._draining = asyncio.create_task(self._drain())
         return await future
 
     async def submit_many(
-        self, commands: Sequence[domain.InventoryCommand]
+        self, commands: Sequence[domain.InventoryCommand], delivery: int = 0
     ) -> list[domain.Decision | BaseException]:
         """Queue several commands together, in order; each gets its decision or its error."""
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[domain.Decision]] = []
-        for command in commands:
-            future: asyncio.Future[domain.Decision] = loop.create_future()
-            self._pending.append((command, future))
-            futures.append(future)
+        futures = [self._queue(command, delivery) for command in commands]
         if self._draining is None or self._draining.done():
             self._draining = asyncio.create_task(self._drain())
         return list(await asyncio.gather(*futures, return_exceptions=True))
@@ -51,8 +58,13 @@ class Batcher:
     async def _drain(self) -> None:
         while self._pending:
             await asyncio.sleep(0)  # deliveries already dispatched join this batch
+            # Handlers of deliveries in flight may reach here out of their delivery order:
+            # the queue's order is what the partition decides in.
+            self._pending.sort(key=lambda pending: self._order[pending[1]])
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
+            for _, future in batch:
+                del self._order[future]
             await self._run(batch)
 
     async def _run(

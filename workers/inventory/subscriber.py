@@ -91,9 +91,11 @@ def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> 
 
     batcher = Batcher(process, max_batch=ctx.settings.inventory_batch_size)
 
-    async def decide_envelope(envelope: PlaceHolds | ExpireHolds) -> HoldsDecided | None:
+    async def decide_envelope(
+        envelope: PlaceHolds | ExpireHolds, delivery: int = 0
+    ) -> HoldsDecided | None:
         items: Sequence[domain.PlaceHold | domain.ExpireHold] = envelope.holds
-        results = await batcher.submit_many(items)
+        results = await batcher.submit_many(items, delivery)
         failed = [(c, r) for c, r in zip(items, results, strict=True) if isinstance(r, Exception)]
         if any(is_transient(exc) for _, exc in failed):
             raise failed[0][1]  # redelivered whole: what was committed replays unchanged
@@ -125,10 +127,12 @@ def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> 
     async def on_command(command: InventoryCommand, message: RabbitMessage) -> Message | None:
         command = _without_empty_keys(command)
 
+        delivery = message.raw_message.delivery_tag or 0
+
         async def decide() -> Message | None:
             if isinstance(command, PlaceHolds | ExpireHolds):
-                return await decide_envelope(command)
-            return (await batcher.submit(command)).reply
+                return await decide_envelope(command, delivery)
+            return (await batcher.submit(command, delivery)).reply
 
         try:
             return await retrying(ctx, decide)
