@@ -3,7 +3,7 @@ answer's bytes are the contract's."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,17 +12,9 @@ from gateway import pages
 from gateway.schemas import ProductOut
 from gateway.snapshot import StockSnapshot
 from shared.messages import Level
+from tests.unit.test_edge_rules import NOW, Clock
 
 pytestmark = pytest.mark.unit
-NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def _row(available: int, version: int, **fields: Any) -> dict[str, Any]:
