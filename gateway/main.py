@@ -35,11 +35,13 @@ def main() -> None:
     """Serve the API on FLASHSALE_HTTP_HOST:FLASHSALE_HTTP_PORT, bounded by the front door."""
     settings = get_settings()
     setup_logging(settings.log_format, settings.log_level)
+    lane = FastLane(create_app(settings))
+    protocol = FrontDoorProtocol.for_settings(settings, at_once=lane.wire_page)
     config = uvicorn.Config(
-        FastLane(create_app(settings)),
+        lane,
         host=settings.http_host,
         port=settings.http_port,
-        http=FrontDoorProtocol.for_settings(settings),
+        http=protocol,
         ws="none",
         server_header=False,
         # Forwarded headers only from the proxies named (nothing to parse per request else).

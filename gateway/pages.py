@@ -40,6 +40,9 @@ class Cached:
     current_at: float
     ok: list[tuple[bytes, bytes]]
     not_modified: list[tuple[bytes, bytes]]
+    #: the same headers as they go on the wire (`name: value\r\n` each), for the server
+    wire_ok: bytes = b""
+    wire_not_modified: bytes = b""
 
 
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
@@ -112,15 +115,23 @@ def of_entry(facts: Mapping[str, Any], entry: Entry) -> Cached:
             (b"cache-control", SHARED_SECOND),
             (b"cache-status", FROM_SNAPSHOT),
         ]
+        ok = [JSON, (b"content-length", b"%d" % len(encoded)), *common]
         entry.answer = Cached(
             encoded,
             tag,
             entry.confirmed_at.timestamp(),
-            [JSON, (b"content-length", b"%d" % len(encoded)), *common],
+            ok,
             common,
+            wire(ok),
+            wire(common),
         )
     answer: Cached = entry.answer
     return answer
+
+
+def wire(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """Headers as an HTTP/1.1 answer carries them."""
+    return b"".join(b"%s: %s\r\n" % pair for pair in headers)
 
 
 def age(current_at: float) -> bytes:
@@ -201,16 +212,32 @@ class ProductReads:
         """A product the snapshot does not hold: joins a read of it under way in this epoch."""
         return await asyncio.shield(self._shared_read(product_id))
 
-    def cached(self, product_id: int, if_none_match: bytes | None) -> Answer | None:
-        """Status, body and headers from the snapshot, or None (read the database)."""
+    def current(self, product_id: int) -> Cached | None:
+        """The product's answer from the snapshot, or None (read the database)."""
         found = self.snapshot.page(product_id)
         if found is None:
             return None
         facts, entry, due = found
         if due and product_id not in self._reading:
             self._shared_read(product_id)  # confirmed before it expires
-        cached = of_entry(facts, entry)
+        return of_entry(facts, entry)
+
+    def cached(self, product_id: int, if_none_match: bytes | None) -> Answer | None:
+        """Status, body and headers from the snapshot, or None (read the database)."""
+        cached = self.current(product_id)
+        if cached is None:
+            return None
         aged = (b"age", age(cached.current_at))
         if if_none_match and not_modified(if_none_match, cached.tag):
             return 304, b"", [*cached.not_modified, aged]
         return 200, cached.body, [*cached.ok, aged]
+
+    def cached_wire(self, product_id: int, if_none_match: bytes | None) -> tuple[int, bytes] | None:
+        """Like `cached`, as the bytes after the status line and the server's own headers."""
+        cached = self.current(product_id)
+        if cached is None:
+            return None
+        aged = b"age: %s\r\n\r\n" % age(cached.current_at)
+        if if_none_match and not_modified(if_none_match, cached.tag):
+            return 304, cached.wire_not_modified + aged
+        return 200, cached.wire_ok + aged + cached.body

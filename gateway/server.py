@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import httptools
 from uvicorn._types import ASGI3Application
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from gateway.problems import problem_bytes
 from shared.metrics import FRONT_DOOR_REFUSALS
@@ -82,6 +86,27 @@ _SHED_ANSWER = b"\r\n".join(
 _SHED = FRONT_DOOR_REFUSALS.labels("overloaded")
 
 
+_default: list[Any] = [None, b""]
+
+
+def _wire(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The server's default headers (a new list each second: the Date) on the wire."""
+    if headers is not _default[0]:
+        _default[0], _default[1] = headers, b"".join(b"%s: %s\r\n" % pair for pair in headers)
+    joined: bytes = _default[1]
+    return joined
+
+
+class AtOnce(Protocol):
+    """Answers a GET from memory: its url and headers → the status and the bytes that follow
+    the status line and the server's own headers (the answer's headers, the blank line, the
+    body); None: the request goes to the application."""
+
+    def __call__(
+        self, url: bytes, headers: list[tuple[bytes, bytes]], /
+    ) -> tuple[int, bytes] | None: ...
+
+
 class _Refused(Exception):
     """Stops the parser once a refusal has been written."""
 
@@ -94,6 +119,8 @@ class FrontDoorProtocol(HttpToolsProtocol):
     header_timeout: ClassVar[float] = 10.0
     max_connections: ClassVar[int] = 4096
     max_in_flight: ClassVar[int] = 256
+    #: what answers a GET from memory, if anything (see `_answer_at_once`)
+    at_once: ClassVar[AtOnce | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -110,11 +137,15 @@ class FrontDoorProtocol(HttpToolsProtocol):
         self._active: RequestResponseCycle | None = None
         self._deferred: tuple[RequestResponseCycle, ASGI3Application] | None = None
         self._shedding = False  # the current request was answered 429 before the application
+        self._answered = False  # the current request was answered from memory (at once)
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> type[FrontDoorProtocol]:
-        """This protocol with the limits of `settings`."""
-        limits = {
+    def for_settings(
+        cls, settings: Settings, at_once: AtOnce | None = None
+    ) -> type[FrontDoorProtocol]:
+        """This protocol with the limits of `settings`, and what answers GETs from memory."""
+        limits: dict[str, object] = {
+            "at_once": staticmethod(at_once) if at_once is not None else None,
             "max_header_bytes": settings.max_header_bytes,
             "max_body_bytes": settings.max_body_bytes,
             "header_timeout": settings.header_timeout_seconds,
@@ -208,6 +239,8 @@ class FrontDoorProtocol(HttpToolsProtocol):
         self._reading_headers, self._header_since = False, None
         if self._too_large:
             self._refuse_body()
+        if self.at_once is not None and self._answer_at_once():
+            return
         if (
             _in_flight[0] >= self.max_in_flight
             and not self._busy()  # a pipelined request waits its turn (answers stay in order)
@@ -223,8 +256,31 @@ class FrontDoorProtocol(HttpToolsProtocol):
             if self.scope["path"].startswith(NO_STORE_PATHS):
                 cycle.default_headers = [*self.server_state.default_headers, NO_STORE]
 
+    def _answer_at_once(self) -> bool:
+        """A GET the application can answer from memory, written here without an ASGI cycle
+        (no task, no scope for the app): only in turn (no answer in progress on this
+        connection), while the client reads what it is sent, and on a connection that stays
+        open (anything else is the application's to answer)."""
+        if (
+            self._busy()
+            or self.flow.write_paused
+            or self.parser.get_method() != b"GET"
+            or self.parser.get_http_version() != "1.1"
+            or not self.parser.should_keep_alive()  # the application says `connection: close`
+            or self.expect_100_continue
+        ):
+            return False
+        assert self.at_once is not None
+        found = self.at_once(self.url, self.headers)
+        if found is None:
+            return False
+        status, rest = found
+        self._answered = True  # its body, if any, is dropped
+        self.transport.write(STATUS_LINE[status] + _wire(self.server_state.default_headers) + rest)
+        return True
+
     def on_body(self, body: bytes) -> None:
-        if self._shedding:
+        if self._shedding or self._answered:
             return  # read and dropped: the answer is out
         self._body_bytes += len(body)
         if self._body_bytes > self.max_body_bytes:
@@ -234,6 +290,11 @@ class FrontDoorProtocol(HttpToolsProtocol):
             self.flow.resume_reading()  # nobody reads the body yet; it is bounded above
 
     def on_message_complete(self) -> None:
+        if self._answered:
+            self._answered = False
+            self._reading_headers, self._header_bytes = True, 0
+            self._headers_owed()
+            return
         if self._shedding:
             self._shedding = False
             self._reading_headers, self._header_bytes = True, 0
