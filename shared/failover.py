@@ -1,4 +1,4 @@
-"""An AMQP connection that knows every node of a RabbitMQ cluster and moves to a live one.
+"""AMQP connections that know every node of a RabbitMQ cluster and move to a live one.
 
 aio-pika's robust connection reconnects to the one URL it was given. This one rotates through
 the cluster's nodes, one attempt per node in turn, waiting between failed attempts with an
@@ -6,17 +6,22 @@ exponential back-off and full jitter (0.1 s doubling up to 5 s), and each proces
 other nodes in an order of its own: the clients of a lost node spread over the survivors
 instead of landing on the next one all at once. The first attempt after a loss waits 1–2 s
 (AFTER_LOSS_SECONDS). Channels, queues and consumers are restored on
-the new node as aio-pika restores them after any reconnection.
+the new node as aio-pika restores them after any reconnection. The gateway's and the workers'
+publishing connections use `connect_failover`; the workers' FastStream consumers `ClusterBroker`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
+import time
+from collections.abc import Callable
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
+from faststream.rabbit import RabbitBroker
 from yarl import URL
 
 BACKOFF_FIRST_SECONDS = 0.1
@@ -26,6 +31,8 @@ BACKOFF_MAX_SECONDS = 5.0
 #: a channel opened to a queue whose leader is still the lost node), and the clients of the
 #: lost node arrive spread out, not at once.
 AFTER_LOSS_SECONDS = (1.0, 2.0)
+
+log = logging.getLogger(__name__)
 
 
 class FailoverConnection(aio_pika.RobustConnection):
@@ -38,6 +45,7 @@ class FailoverConnection(aio_pika.RobustConnection):
         self._attempt = -1  # the next read of `url` by an attempt makes it 0
         self._failures = 0
         self._pause = 0.0
+        self._lost_at: float | None = None
         self._rotating = False
         super().__init__(first, **kwargs)
         self._rotating = True
@@ -82,14 +90,26 @@ class FailoverConnection(aio_pika.RobustConnection):
 
     async def _on_connection_close(self, closing: asyncio.Future[Any]) -> None:
         if not self._close_called:
+            self._lost_at = self._lost_at or time.monotonic()
             await asyncio.sleep(random.uniform(*AFTER_LOSS_SECONDS))
         await super()._on_connection_close(closing)
 
     async def _on_connected(self) -> None:
-        await super()._on_connected()
+        await super()._on_connected()  # channels and consumers restored, or it raises
         # after a loss the next attempt goes straight to the next node, then backs off
         self._failures = 0
         self._pause = 0.0
+        if self._lost_at is not None:
+            log.info(
+                "broker connection restored",
+                extra={
+                    "node": f"{self.node.host}:{self.node.port}",
+                    "connection": self.node.query.get("name")
+                    or self.kwargs.get("client_properties", {}).get("connection_name", ""),
+                    "after_s": round(time.monotonic() - self._lost_at, 2),
+                },
+            )
+            self._lost_at = None
 
 
 async def connect_failover(
@@ -104,3 +124,56 @@ async def connect_failover(
         await connection.close()
         raise
     return connection
+
+
+def node_urls(first: str, others: str) -> list[str]:
+    """Every node's URL: `first` (FLASHSALE_AMQP_URL), then the comma-separated `others`
+    (FLASHSALE_AMQP_FAILOVER_URLS)."""
+    return [first, *(u.strip() for u in others.split(",") if u.strip())]
+
+
+def _connection_class(others: list[str]) -> Callable[..., FailoverConnection]:
+    """A `connection_class` for aio-pika's `connect_robust` (which FastStream's broker calls):
+    the URL it builds is the first node, `others` are the rest of the cluster."""
+
+    def make(url: URL, **kwargs: Any) -> FailoverConnection:
+        return FailoverConnection([URL(url), *(URL(u) for u in others)], **kwargs)
+
+    return make
+
+
+#: Seconds one connection attempt to one node may take.
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+class ClusterBroker(RabbitBroker):
+    """A FastStream broker whose connection knows every node of the cluster: it starts on the
+    first node that answers and, when its node dies, moves to a live one with back-off and
+    jitter (FailoverConnection); aio-pika then restores its channels and consumers there, and
+    single active consumer hands each partition to whichever consumer is left. On one node,
+    FastStream's own connection."""
+
+    def __init__(self, urls: list[str], **kwargs: Any) -> None:
+        first, *self._others = urls
+        super().__init__(
+            first, fail_fast=not self._others, timeout=CONNECT_TIMEOUT_SECONDS, **kwargs
+        )
+
+    async def _connect(self) -> aio_pika.RobustConnection:
+        if not self._others:
+            return await super()._connect()
+        made: list[AbstractRobustConnection] = []
+        factory = _connection_class(self._others)
+
+        def make(url: URL, **kwargs: Any) -> AbstractRobustConnection:
+            made.append(factory(url, **kwargs))
+            return made[-1]
+
+        self._connection_kwargs["connection_class"] = make
+        nodes = 1 + len(self._others)
+        try:  # no node answered in a whole round: fail the start, as on one node
+            return await asyncio.wait_for(super()._connect(), CONNECT_TIMEOUT_SECONDS * nodes)
+        except BaseException:
+            for connection in made:
+                await connection.close()
+            raise

@@ -26,6 +26,7 @@ from shared import topology
 from shared.bus import Bus, BusUnavailable, ReplyTimeout
 from shared.db.session import make_engine
 from shared.db.tables import message_failures
+from shared.failover import ClusterBroker, node_urls
 from shared.logging import setup_logging
 from shared.messages import utcnow
 from shared.metrics import MESSAGES_FAILED
@@ -219,20 +220,22 @@ async def settle_failure(
     raise DeadLettered(reason) from exc
 
 
-def broker_url(settings: Settings, name: str) -> str:
-    """The AMQP URL with a low heartbeat (a frozen consumer loses its partition soon) and a
-    connection name with the pid, so operators (and the failover test) see who is active."""
-    sep = "&" if "?" in settings.amqp_url else "?"
-    return (
-        f"{settings.amqp_url}{sep}heartbeat={settings.amqp_heartbeat_seconds}"
-        f"&name={name}-consumer-{os.getpid()}"
-    )
+def broker_urls(settings: Settings, name: str) -> list[str]:
+    """Every broker node's AMQP URL (FLASHSALE_AMQP_URL first) with a low heartbeat (a frozen
+    consumer loses its partition soon) and a connection name with the pid, so operators (and
+    the failover tests) see who is active and where."""
+    query = f"heartbeat={settings.amqp_heartbeat_seconds}&name={name}-consumer-{os.getpid()}"
+    return [
+        f"{url}{'&' if '?' in url else '?'}{query}"
+        for url in node_urls(settings.amqp_url, settings.amqp_failover_urls)
+    ]
 
 
 def make_broker(settings: Settings, name: str) -> RabbitBroker:
-    """A FastStream broker with Prometheus metrics; per-message logs at DEBUG."""
-    return RabbitBroker(
-        broker_url(settings, name),
+    """A FastStream broker on every node of the cluster, with Prometheus metrics; per-message
+    logs at DEBUG."""
+    return ClusterBroker(
+        broker_urls(settings, name),
         middlewares=(RabbitPrometheusMiddleware(registry=REGISTRY, app_name=name),),
         logger=logging.getLogger(f"faststream.{name}"),
         log_level=logging.DEBUG,
