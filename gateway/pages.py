@@ -173,6 +173,18 @@ def exact_asked(cache_control: bytes | None, pragma: bytes | None) -> bool:
     return False
 
 
+#: Most pages of the product list (limit, offset) one process keeps.
+LISTINGS = 64
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A page of the product list as one database read showed it: ids and their encodings."""
+
+    began: Reading
+    rows: list[tuple[int, bytes]]
+
+
 class ProductReads:
     """One gateway process's product pages: from its snapshot, else from the database."""
 
@@ -180,6 +192,54 @@ class ProductReads:
         self.engine = engine
         self.snapshot = snapshot
         self._reading: dict[int, tuple[int, asyncio.Task[tuple[Row, Reading] | None]]] = {}
+        self._listings: dict[tuple[int, int], Listing] = {}
+        self._listing: dict[tuple[int, int], asyncio.Task[Listing]] = {}
+
+    async def listing(self, limit: int, offset: int, *, exact: bool = False) -> bytes:
+        """A page of the product list: which products from a database read at most the
+        snapshot's max age old (one per page at a time, whoever is waiting for it), each one's
+        availability from the snapshot where it holds the product (never older than the read:
+        the read's rows went into it). `exact`, or a lost feed: a read of its own, begun now."""
+        key = (limit, offset)
+        found = self._listings.get(key)
+        if exact or not self.snapshot.live:
+            found = await self._read_listing(key)
+        elif found is None or not self._current(found.began):
+            task = self._listing.get(key)
+            if task is None:
+                task = self._listing[key] = asyncio.get_running_loop().create_task(
+                    self._read_listing(key)
+                )
+                task.add_done_callback(lambda _: self._listing.pop(key, None))
+            found = await asyncio.shield(task)
+        parts = []
+        for product_id, encoded in found.rows:
+            cached = None if exact else self.current(product_id)
+            parts.append(encoded if cached is None else cached.body)
+        return b"[" + b",".join(parts) + b"]"
+
+    def catalogue_changed(self) -> None:
+        """This process created a product: its next list shows it."""
+        self._listings.clear()
+
+    def _current(self, began: Reading) -> bool:
+        snapshot = self.snapshot
+        return (
+            began.epoch == snapshot.epoch >= 0 and snapshot.clock() - began.seen <= snapshot.max_age
+        )
+
+    async def _read_listing(self, key: tuple[int, int]) -> Listing:
+        began = self.snapshot.reading()
+        async with self.engine.connect() as conn:
+            rows = await queries.list_products(conn, *key)
+        for row in rows:
+            self.snapshot.install(row, began)
+        found = Listing(began, [(int(row["id"]), of_row(row, began.at)) for row in rows])
+        if began.epoch >= 0:
+            if key not in self._listings and len(self._listings) >= LISTINGS:
+                self._listings.clear()
+            self._listings[key] = found
+        return found
 
     async def exact(self, product_id: int) -> tuple[Row, Reading] | None:
         """The product from the database, read now (kept in the snapshot when the feed runs)."""

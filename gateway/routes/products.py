@@ -51,6 +51,10 @@ _CACHE_HEADERS = {
 }
 
 
+def _bytes(header: str | None) -> bytes | None:
+    return header.encode("latin-1") if header else None
+
+
 def _not_found(product_id: int) -> Problem:
     return Problem(404, "product_not_found", f"product {product_id} does not exist")
 
@@ -80,19 +84,23 @@ ReadsDep = Annotated[ProductReads, Depends(_reads)]
 
 @router.get("/api/products", response_model=list[ProductOut])
 async def list_products(
-    engine: EngineDep,
-    requester: RequesterDep,
+    reads: ReadsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    consistent: Annotated[
+        bool,
+        Query(
+            description="Read from the database: exact, including every change committed "
+            "before the request (the header `Cache-Control: no-cache` does the same)."
+        ),
+    ] = False,
+    cache_control: Annotated[str | None, Header(include_in_schema=False)] = None,
+    pragma: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
-    """Every product with its availability, read from the database (exact)."""
-    snapshot = requester.snapshot
-    began = snapshot.reading()
-    async with engine.connect() as conn:
-        rows = await queries.list_products(conn, limit, offset)
-    for row in rows:
-        snapshot.install(row, began)
-    encoded = b"[" + b",".join(pages.of_row(row, began.at) for row in rows) + b"]"
+    """Products by id, with their availability as a product page has it: from this process's
+    snapshot (the same consistency), or exact from the database when asked for."""
+    exact = consistent or pages.exact_asked(_bytes(cache_control), _bytes(pragma))
+    encoded = await reads.listing(limit, offset, exact=exact)
     return Response(encoded, media_type="application/json")
 
 
@@ -127,10 +135,7 @@ async def get_product(
     never more than a second). `?consistent=true` or `Cache-Control: no-cache` reads the
     database (`fwd=request`), as does a product this process does not hold (`fwd=miss`)."""
     tag = if_none_match.encode("latin-1") if if_none_match else None
-    exact = consistent or pages.exact_asked(
-        cache_control.encode("latin-1") if cache_control else None,
-        pragma.encode("latin-1") if pragma else None,
-    )
+    exact = consistent or pages.exact_asked(_bytes(cache_control), _bytes(pragma))
     if not exact:
         found = reads.cached(product_id, tag)
         if found is not None:
@@ -155,12 +160,15 @@ async def get_product(
     dependencies=[AdminDep],
     tags=["admin"],
 )
-async def create_product(body: ProductIn, engine: EngineDep, requester: RequesterDep) -> Response:
+async def create_product(
+    body: ProductIn, engine: EngineDep, requester: RequesterDep, reads: ReadsDep
+) -> Response:
     """Create a product with all its stock available."""
     began = requester.snapshot.reading()
     async with engine.begin() as conn:
         row = await queries.insert_product(conn, **body.model_dump())
     requester.snapshot.install(row, began)
+    reads.catalogue_changed()
     return Response(pages.of_row(row, began.at), status_code=201, media_type="application/json")
 
 

@@ -262,3 +262,42 @@ async def test_bad_product_reads_get_the_routes_answers(
     assert_problem(await a.get("/api/products/0"), 404, "product_not_found")
     assert_problem(await a.get("/api/products/12x"), 422, "validation_error")
     assert_problem(await a.get("/api/products/1?consistent=maybe"), 422, "validation_error")
+
+
+async def _listed(c: httpx.AsyncClient, product_id: int, **kw: Any) -> dict[str, Any] | None:
+    r = await c.get("/api/products", params={"limit": 1000, **kw.pop("params", {})}, **kw)
+    assert r.status_code == 200, r.text
+    found = [p for p in r.json() if p["id"] == product_id]
+    return found[0] if found else None
+
+
+async def test_the_product_list_has_the_consistency_of_a_product_page(
+    ab: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    a, b = ab
+    await _listed(b, 0)  # B has a page of the list in hand from now on
+    product = await make_product(a, stock=20)
+    pid = product["id"]
+    created = time.monotonic()
+    assert (await _listed(a, pid) or {}).get("available") == 20  # the creator: at once
+
+    async def listed_by_b() -> bool:
+        return await _listed(b, pid) is not None
+
+    await wait_for(listed_by_b, timeout=5, interval=0.005)
+    # another process: within the max age of what it keeps (plus the read's own time)
+    assert time.monotonic() - created < BOUND_SECONDS * 1.5
+    for n in range(1, 6):
+        await _hold(a, pid)
+        assert (await _listed(a, pid) or {})["available"] == 20 - n  # the writer: at once
+        answered = time.monotonic()
+
+        async def reflected(n: int = n) -> bool:
+            return bool((await _listed(b, pid) or {})["available"] == 20 - n)
+
+        await wait_for(reflected, timeout=5, interval=0.005)
+        assert time.monotonic() - answered < BOUND_SECONDS
+    for asked in ({"params": {"consistent": "true"}}, {"headers": {"Cache-Control": "no-cache"}}):
+        await _hold(a, pid)
+        n += 1
+        assert (await _listed(b, pid, **asked) or {})["available"] == 20 - n  # exact at once
