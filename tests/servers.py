@@ -38,6 +38,10 @@ from shared.localservers import (
     pg_bin_dir,
 )
 
+#: The broker of compose.yaml and deploy/k8s, so that tests with a Docker engine run the deployed
+#: version (the README's "RabbitMQ versions" says where the launcher's differs).
+RABBITMQ_IMAGE = "rabbitmq:3.13.7-management"
+
 
 @dataclass
 class ServerSet:
@@ -95,9 +99,7 @@ def from_containers() -> ServerSet:
     from testcontainers.postgres import PostgresContainer
     from testcontainers.rabbitmq import RabbitMqContainer
 
-    rabbit = RabbitMqContainer(
-        "rabbitmq:3.13-management", username=AMQP_USER, password=AMQP_PASSWORD
-    )
+    rabbit = RabbitMqContainer(RABBITMQ_IMAGE, username=AMQP_USER, password=AMQP_PASSWORD)
     rabbit.with_exposed_ports(5672, 15672)
     pg = PostgresContainer(
         "postgres:15",
