@@ -13,8 +13,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.tables import holds, orders, payment_events, products
+from shared.signature import sign
 from tests.harness import ADMIN_TOKEN, WEBHOOK_SECRETS
-from workers.payments.signature import sign
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

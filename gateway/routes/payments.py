@@ -18,7 +18,7 @@ from gateway.schemas import WebhookIn, WebhookOut
 from gateway.security import auth_failed
 from shared.bus import ReplyTimeout
 from shared.messages import RecordPayment
-from workers.payments.signature import InvalidSignature, verify
+from shared.signature import InvalidSignature, verify
 
 router = APIRouter(tags=["payments"])
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from workers.payments.signature import sign
+from shared.signature import sign
 
 #: What a shopper sets out to do; weights come from --mix.
 JOURNEYS = ("success", "failure", "abandon-hold", "abandon-order")

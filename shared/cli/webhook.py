@@ -13,7 +13,7 @@ import httpx
 import typer
 
 from shared.cli.exits import ExitCode, Unreachable
-from workers.payments.signature import sign
+from shared.signature import sign
 
 WEBHOOK_PATH = "/api/payments/webhook"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from shared.settings import PROJECT_ROOT
+from shared.signature import sign
 from tests.harness import ADMIN_TOKEN, WEBHOOK_SECRETS
 from tests.helpers import make_product
-from workers.payments.signature import sign
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from shared.cli.main import app
-from workers.payments.signature import InvalidSignature, verify
+from shared.signature import InvalidSignature, verify
 
 pytestmark = pytest.mark.unit
 

@@ -11,9 +11,9 @@ from pydantic import ValidationError
 
 from shared import topology
 from shared.settings import DEV_ADMIN_TOKEN, DEV_WEBHOOK_SECRET, Settings
+from shared.signature import InvalidSignature, sign, verify
 from workers.orders import domain as orders
 from workers.payments import domain as payments
-from workers.payments.signature import InvalidSignature, sign, verify
 
 pytestmark = pytest.mark.unit
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
