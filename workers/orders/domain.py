@@ -1,14 +1,20 @@
-"""Pure rules of turning a hold into an order and settling payments that came first."""
+"""Pure rules of turning a hold into an order and settling payments that came first.
+
+`decide(cmd, state, now, payment_window)` reads what the handler loaded (in the transaction,
+under the hold's and the order's locks) and says what to do: answer an order that exists again,
+refuse, or create the order. The handler applies it with conditional SQL.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Literal
 
 from shared.holds import hold_is_live
+from shared.messages import CreateOrder
 from shared.messages.replies import OrderRefusalReason
 from shared.payments import amount_matches
 
@@ -23,6 +29,21 @@ class HoldView:
     customer_id: str | None
     order_id: uuid.UUID | None
     client_id: str = ""
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """An order as the database has it."""
+
+    order_id: uuid.UUID
+    hold_id: uuid.UUID
+    product_id: int
+    qty: int
+    amount_cents: int
+    status: Literal["pending", "paid", "cancelled"]
+    payment_method: Literal["online", "cash_on_delivery"]
+    pay_by: datetime | None
+    request_hash: str | None
 
 
 @dataclass(frozen=True)
@@ -92,3 +113,76 @@ def settle_pending(events: Sequence[PendingEvent], order_cents: int) -> Settleme
     if first.status == "success":
         return Settlement("paid", False, results)
     return Settlement("pending", True, results)
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """What `decide` may look at, loaded under the hold's and the order's locks."""
+
+    #: the order this command made already (by its id, or by its Idempotency-Key)
+    existing: OrderView | None = None
+    #: for an existing pending order: the key of a failed payment already applied to it
+    failed_key: str | None = None
+    hold: HoldView | None = None
+    price_cents: int | None = None
+    #: payments received before the order, oldest first
+    pending: list[PendingEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The order exists: answer it again and redo its follow-ups (all idempotent)."""
+
+    order: OrderView
+    pay_by: datetime | None
+    release_key: str | None
+
+
+@dataclass(frozen=True)
+class Create:
+    """Convert the hold and insert the order, settling the payments that came first."""
+
+    hold: HoldView
+    amount_cents: int
+    settlement: Settlement
+    #: when an online order is cancelled unpaid (None: cash on delivery)
+    pay_by: datetime | None
+
+    @property
+    def release_key(self) -> str | None:
+        """A payment that failed before the order: it cancels the order once created."""
+        if not self.settlement.release:
+            return None
+        return next((k for k, r in self.settlement.results.items() if r == "applied"), None)
+
+    @property
+    def rejected(self) -> list[str]:
+        return [k for k, r in self.settlement.results.items() if r == "rejected"]
+
+
+def decide(
+    cmd: CreateOrder, state: OrderState, now: datetime, payment_window: timedelta
+) -> Replay | Refuse | Create:
+    """Exactly one order per hold: an order this command made is answered again (the same
+    key with another request is refused); else the hold must be live and the storefront's."""
+    existing = state.existing
+    if existing is not None:
+        if existing.hold_id != cmd.hold_id or (
+            cmd.idempotency_key and existing.request_hash != cmd.request_hash
+        ):
+            return Refuse("idempotency_key_reused", existing.order_id)
+        pending = existing.status == "pending"
+        return Replay(
+            existing,
+            existing.pay_by if pending else None,
+            state.failed_key if pending else None,
+        )
+    conversion = decide_conversion(state.hold, now, cmd.client_id)
+    if isinstance(conversion, Refuse):
+        return conversion
+    assert state.hold is not None and state.price_cents is not None
+    amount = state.price_cents * state.hold.qty
+    settlement = settle_pending(state.pending, amount)
+    online = cmd.payment_method == "online"
+    pay_by = now + payment_window if online else None
+    return Create(state.hold, amount, settlement, pay_by)
