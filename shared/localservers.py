@@ -364,6 +364,9 @@ class LocalServers:
                     "log.console = false",
                     "log.file.level = info",
                     "collect_statistics_interval = 1000",
+                    # a new quorum queue's leader on the node that leads the fewest: the
+                    # partitions, declared from one node, are led by every node in turn
+                    *(["queue_leader_locator = balanced"] if self.cluster > 1 else []),
                     "",
                 ]
             )

@@ -180,13 +180,14 @@ def _banner(opts: LaunchOptions, servers: LocalServers, sup: Supervisor) -> None
     )
     _say(f"  RabbitMQ metrics    http://127.0.0.1:{servers.prometheus_port}/metrics")
     _say(f"  AMQP (operator)     {servers.amqp_url}")
-    for node in servers.peers:
-        _say(
-            f"  node {node.node:<13} UI {node.management_url}  AMQP port {node.amqp_port}  "
-            f"metrics http://127.0.0.1:{node.prometheus_port}/metrics"
-        )
-    if servers.peers:
-        running = ", ".join(servers.running_nodes())
+    if servers.peers:  # every node of the cluster, the first one too
+        width = max(len(n.node) for n in servers.nodes)
+        for node in servers.nodes:
+            _say(
+                f"  node {node.node:<{width}}  UI {node.management_url}  AMQP port "
+                f"{node.amqp_port}  metrics http://127.0.0.1:{node.prometheus_port}/metrics"
+            )
+        running = ", ".join(sorted(servers.running_nodes()))
         _say(f"  RabbitMQ cluster    {len(servers.nodes)} nodes, running: {running}")
     _say(f"  PostgreSQL          {servers.operator_database_url}")
     owner = servers.owner_database_url.replace(f":{DB_OWNER_PASSWORD}@", ":***@")
