@@ -1,14 +1,93 @@
-"""Pure rules of the payment state machine: pending → paid | cancelled; both terminal."""
+"""Pure rules of the payment state machine: pending → paid | cancelled; both terminal.
+
+The handler records the event under its key, then `seen_before` says whether it is new, a
+duplicate or a reused key; under the order's (or hold's) lock it loads a `PaymentState`, and
+`decide` says what the event does to the order. The handler applies that with conditional SQL.
+"""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from typing import Literal
 
+from shared.messages import RecordPayment
 from shared.payments import AMOUNT_MISMATCH, amount_matches
 
-__all__ = ["AMOUNT_MISMATCH", "Action", "decide_payment", "result_of_release"]
+__all__ = [
+    "AMOUNT_MISMATCH",
+    "Action",
+    "EventView",
+    "OrderView",
+    "PaymentState",
+    "decide",
+    "decide_payment",
+    "result_of_release",
+    "seen_before",
+]
 
-Action = Literal["pending_order", "mark_paid", "release", "ignored", "rejected"]
+Action = Literal["pending_order", "mark_paid", "release", "ignored", "rejected", "applied_again"]
+#: Results that end an event's story: its later deliveries are duplicates.
+FINAL = ("applied", "ignored", "rejected")
+
+
+@dataclass(frozen=True)
+class EventView:
+    """A payment event stored under its key already."""
+
+    payload_hash: str
+    result: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """The order an event is about, as the database has it."""
+
+    order_id: uuid.UUID
+    product_id: int
+    status: Literal["pending", "paid", "cancelled"]
+    amount_cents: int
+    cancelled_by: str | None
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    """What `decide` may look at, loaded under the order's (or the hold's) lock."""
+
+    order: OrderView | None
+    #: no order yet: whether its hold may still become one
+    hold_can_still_convert: bool = True
+    #: a failed payment of this order is applied already (its release may be on the way)
+    failure_applied: bool = False
+
+
+def seen_before(
+    payload_hash: str, stored: EventView | None
+) -> Literal["new", "key_reused", "duplicate", "resume"]:
+    """An event by a key stored already: the same body is a duplicate once its story has
+    ended, or resumes where an earlier try stopped; another body under that key is refused."""
+    if stored is None:
+        return "new"
+    if stored.payload_hash != payload_hash:
+        return "key_reused"
+    return "duplicate" if stored.result in FINAL else "resume"
+
+
+def decide(cmd: RecordPayment, state: PaymentState) -> Action:
+    """What this event does to its order (see `decide_payment`); an order this very event
+    cancelled already (another delivery got there first) gets the same result again."""
+    order = state.order
+    if order is not None and order.cancelled_by == f"payment:{cmd.idempotency_key}":
+        return "applied_again"
+    return decide_payment(
+        order.status if order is not None else None,
+        state.hold_can_still_convert,
+        cmd.status,
+        state.failure_applied,
+        paid_cents=cmd.amount_cents,
+        order_cents=order.amount_cents if order is not None else None,
+    )
 
 
 def decide_payment(

@@ -10,86 +10,31 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import topology
 from shared.bus import Bus
-from shared.db import locks
-from shared.db.tables import holds, orders, payment_events
-from shared.holds import hold_is_live
 from shared.messages import OrderCancelled, PaymentRecorded, RecordPayment, ReleaseOrderStock
 from shared.settings import Settings
-from workers.payments import domain
+from workers.payments import domain, store
 
 log = logging.getLogger("workers.payments")
 _cancelled = TypeAdapter(OrderCancelled)
 
 
 def _reply(
-    cmd: RecordPayment, result: str, order: Any | None, reason: str | None = None
+    cmd: RecordPayment, result: str, order: domain.OrderView | None, reason: str | None = None
 ) -> PaymentRecorded:
     return PaymentRecorded(
         idempotency_key=cmd.idempotency_key,
         result=result,
         reason=reason,
-        order_id=order.id if order is not None else cmd.order_id,
+        order_id=order.order_id if order is not None else cmd.order_id,
         order_status=order.status if order is not None else None,
         product_id=order.product_id if order is not None else None,
     )
-
-
-async def _find_order(conn: AsyncConnection, cmd: RecordPayment) -> Any | None:
-    if cmd.order_id is not None:
-        where = orders.c.id == cmd.order_id
-    else:
-        where = orders.c.hold_id == cmd.hold_id
-    return (await conn.execute(select(orders).where(where))).first()
-
-
-async def _hold_can_still_convert(conn: AsyncConnection, cmd: RecordPayment, now: datetime) -> bool:
-    if cmd.hold_id is None:
-        return True  # an order id we have not seen yet: it may still be created
-    hold = (await conn.execute(select(holds).where(holds.c.id == cmd.hold_id))).first()
-    if hold is None:
-        return True
-    return hold_is_live(hold.status, hold.expires_at, now)
-
-
-def _failed_applied(order_id: Any) -> Any:
-    return select(payment_events.c.idempotency_key).where(
-        payment_events.c.order_id == order_id,
-        payment_events.c.status == "failed",
-        payment_events.c.result == "applied",
-    )
-
-
-async def _failure_applied(conn: AsyncConnection, order_id: Any) -> bool:
-    """Whether a failed payment of this order is already applied (its release may be queued)."""
-    return (await conn.execute(_failed_applied(order_id).limit(1))).first() is not None
-
-
-async def _set_result(
-    conn: AsyncConnection,
-    key: str,
-    result: str,
-    order_id: Any,
-    now: datetime,
-    reason: str | None = None,
-) -> bool:
-    done = await conn.execute(
-        update(payment_events)
-        .where(
-            payment_events.c.idempotency_key == key,
-            payment_events.c.result.is_(None) | (payment_events.c.result == "pending_order"),
-        )
-        .values(result=result, reason=reason, order_id=order_id, resolved_at=now)
-    )
-    return bool(done.rowcount == 1)
 
 
 async def record(
@@ -97,95 +42,26 @@ async def record(
 ) -> PaymentRecorded:
     """Deduplicate by idempotency key, then apply the outcome to the order exactly once."""
     async with engine.begin() as conn:
-        inserted = await conn.execute(
-            pg_insert(payment_events)
-            .values(
-                idempotency_key=cmd.idempotency_key,
-                payload_hash=cmd.payload_hash,
-                payload=cmd.payload,
-                order_id=cmd.order_id,
-                hold_id=cmd.hold_id,
-                status=cmd.status,
-                amount_cents=cmd.amount_cents,
-                provider_reference=cmd.provider_reference,
-            )
-            .on_conflict_do_nothing(index_elements=[payment_events.c.idempotency_key])
-            .returning(payment_events.c.idempotency_key)
-        )
-        if inserted.first() is None:
-            ev = (
-                await conn.execute(
-                    select(payment_events).where(
-                        payment_events.c.idempotency_key == cmd.idempotency_key
-                    )
-                )
-            ).one()
-            if ev.payload_hash != cmd.payload_hash:
-                return PaymentRecorded(idempotency_key=cmd.idempotency_key, result="key_reused")
-            if ev.result in ("applied", "ignored", "rejected"):
-                return _reply(cmd, "duplicate", await _find_order(conn, cmd), ev.reason)
-            # pending_order, or an earlier try that stopped half-way: look again
-        if cmd.order_id is not None:
-            await locks.lock(conn, "order", cmd.order_id)
-        else:
-            assert cmd.hold_id is not None
-            await locks.lock(conn, "hold", cmd.hold_id)
-        order = await _find_order(conn, cmd)
-        if order is not None and order.cancelled_by == f"payment:{cmd.idempotency_key}":
-            # This very event cancelled it (another delivery got there first): same result.
-            first = await _set_result(conn, cmd.idempotency_key, "applied", order.id, now)
-            return _reply(cmd, "applied" if first else "duplicate", order)
-        can_convert = order is not None or await _hold_can_still_convert(conn, cmd, now)
-        failure_applied = order is not None and await _failure_applied(conn, order.id)
-        action = domain.decide_payment(
-            order.status if order else None,
-            can_convert,
-            cmd.status,
-            failure_applied,
-            paid_cents=cmd.amount_cents,
-            order_cents=order.amount_cents if order else None,
-        )
-        if action == "pending_order":
-            await conn.execute(
-                update(payment_events)
-                .where(payment_events.c.idempotency_key == cmd.idempotency_key)
-                .values(result="pending_order")
-            )
-            return _reply(cmd, "pending_order", None)
-        if action == "rejected":
-            assert order is not None
-            reason = domain.AMOUNT_MISMATCH
-            await _set_result(conn, cmd.idempotency_key, "rejected", order.id, now, reason)
-            return _reply(cmd, "rejected", order, reason)
-        if action == "ignored":
-            await _set_result(
-                conn, cmd.idempotency_key, "ignored", order.id if order else None, now
-            )
-            return _reply(cmd, "ignored", order)
+        stored = await store.record_event(conn, cmd)
+        seen = domain.seen_before(cmd.payload_hash, stored)
+        if seen == "key_reused":
+            return PaymentRecorded(idempotency_key=cmd.idempotency_key, result="key_reused")
+        if seen == "duplicate":
+            assert stored is not None
+            return _reply(cmd, "duplicate", await store.find_order(conn, cmd), stored.reason)
+        # new, or an earlier try that stopped half-way (or waits for its order): decide now
+        await store.lock(conn, cmd)
+        state = await store.load(conn, cmd, now)
+        action = domain.decide(cmd, state)
+        if action != "release":
+            return await _apply(conn, cmd, action, state.order, now)
+        order = state.order
         assert order is not None
-        if action == "mark_paid":
-            # conditional, so a failure applied meanwhile still wins (the domain rule, in SQL)
-            paid = await conn.execute(
-                update(orders)
-                .where(
-                    orders.c.id == order.id,
-                    orders.c.status == "pending",
-                    ~_failed_applied(order.id).exists(),
-                )
-                .values(status="paid", updated_at=now)
-            )
-            result = "applied" if paid.rowcount == 1 else "ignored"
-            await _set_result(conn, cmd.idempotency_key, result, order.id, now)
-            return _reply(cmd, result, await _find_order(conn, cmd))
-        await conn.execute(
-            update(payment_events)
-            .where(payment_events.c.idempotency_key == cmd.idempotency_key)
-            .values(order_id=order.id, result=None)
-        )
-    # action == "release": outside any transaction, through the product's partition
+        await store.releasing(conn, cmd.idempotency_key, order.order_id)
+    # Outside any transaction, through the product's partition (stock has one writer).
     body = await bus.request(
         ReleaseOrderStock(
-            order_id=order.id, product_id=order.product_id, payment_key=cmd.idempotency_key
+            order_id=order.order_id, product_id=order.product_id, payment_key=cmd.idempotency_key
         ),
         exchange=topology.INVENTORY_EXCHANGE.name,
         routing_key=topology.product_routing_key(order.product_id, settings.partitions),
@@ -194,11 +70,40 @@ async def record(
     )
     _cancelled.validate_json(body)
     async with engine.begin() as conn:
-        after = await _find_order(conn, cmd)
+        after = await store.find_order(conn, cmd)
         result = domain.result_of_release(
             after.status if after else None,
             after.cancelled_by if after else None,
             cmd.idempotency_key,
         )
-        first = await _set_result(conn, cmd.idempotency_key, result, order.id, now)
+        first = await store.set_result(conn, cmd.idempotency_key, result, order.order_id, now)
     return _reply(cmd, result if first else "duplicate", after)
+
+
+async def _apply(
+    conn: AsyncConnection,
+    cmd: RecordPayment,
+    action: domain.Action,
+    order: domain.OrderView | None,
+    now: datetime,
+) -> PaymentRecorded:
+    """Every action but a release, in the event's transaction."""
+    key = cmd.idempotency_key
+    if action == "pending_order":
+        await store.wait_for_order(conn, key)
+        return _reply(cmd, "pending_order", None)
+    if action == "ignored":
+        await store.set_result(conn, key, "ignored", order.order_id if order else None, now)
+        return _reply(cmd, "ignored", order)
+    assert order is not None
+    if action == "applied_again":
+        first = await store.set_result(conn, key, "applied", order.order_id, now)
+        return _reply(cmd, "applied" if first else "duplicate", order)
+    if action == "rejected":
+        reason = domain.AMOUNT_MISMATCH
+        await store.set_result(conn, key, "rejected", order.order_id, now, reason)
+        return _reply(cmd, "rejected", order, reason)
+    assert action == "mark_paid"
+    result = "applied" if await store.mark_paid(conn, order.order_id, now) else "ignored"
+    await store.set_result(conn, key, result, order.order_id, now)
+    return _reply(cmd, result, await store.find_order(conn, cmd))
