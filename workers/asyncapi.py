@@ -1,10 +1,13 @@
 """FastStream's AsyncAPI document of the whole pipeline: every channel and message.
 
-`flashsale docs` writes it to docs/asyncapi.json (and the gateway's OpenAPI beside it);
+`flashsale docs` writes `document()` to docs/asyncapi.json (and the gateway's OpenAPI beside it);
 `faststream docs serve workers.asyncapi:specification` serves it too.
 """
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 from faststream.rabbit import RabbitBroker
 from faststream.specification import AsyncAPI
@@ -91,3 +94,15 @@ def specification(settings: Settings | None = None) -> AsyncAPI:
         "RabbitMQ. Inventory partitions are inventory.p00 … inventory.pNN "
         "(stable_hash(product_id) % FLASHSALE_PARTITIONS).",
     )
+
+
+def document(settings: Settings | None = None) -> dict[str, Any]:
+    """The AsyncAPI document as JSON data, its channels, operations, messages and schemas in
+    name order: FastStream keeps subscribers in a WeakSet, whose order is that of their memory
+    addresses, so the same code would otherwise give another file on every run."""
+    doc: dict[str, Any] = json.loads(specification(settings).to_specification().to_json())
+    for section in (doc, doc.get("components", {})):
+        for key in ("channels", "operations", "messages", "schemas"):
+            if isinstance(section.get(key), dict):
+                section[key] = dict(sorted(section[key].items()))
+    return doc

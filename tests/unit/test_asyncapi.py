@@ -7,8 +7,8 @@ import json
 import pytest
 
 from shared import topology
-from shared.settings import Settings
-from workers.asyncapi import specification
+from shared.settings import PROJECT_ROOT, Settings
+from workers.asyncapi import document, specification
 
 pytestmark = pytest.mark.unit
 
@@ -36,3 +36,16 @@ def test_asyncapi_lists_every_channel_and_command() -> None:
         "RecordPayment",
     ):
         assert message in text, message
+
+
+def test_the_committed_asyncapi_document_is_what_the_code_makes() -> None:
+    committed = json.loads((PROJECT_ROOT / "docs" / "asyncapi.json").read_text())
+    assert committed == document(Settings()), "docs/asyncapi.json is stale: `./dev docs`"
+
+
+def test_asyncapi_lists_channels_operations_and_messages_in_name_order() -> None:
+    doc = document(Settings())
+    for section in (doc["channels"], doc["operations"], doc["components"]["messages"]):
+        assert list(section) == sorted(section)
+    text = (PROJECT_ROOT / "docs" / "asyncapi.json").read_text()
+    assert text == json.dumps(json.loads(text), indent=2) + "\n"
