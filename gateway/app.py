@@ -78,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=docs.OPENAPI_URL if settings.docs_served else None,
+        # The HTTP span is gateway.tracing's, for the fast lane's answers and the routes' alike.
+        telemetry={"tracing": False},
     )
     problems.install(app)
     health_router = health.router

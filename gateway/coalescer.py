@@ -15,6 +15,7 @@ from typing import Protocol
 
 from pydantic import TypeAdapter
 
+from shared import tracing
 from shared.bus import ReplyTimeout
 from shared.messages import HoldReply, HoldsDecided, PlaceHold, PlaceHolds
 
@@ -34,9 +35,13 @@ class Sender(Protocol):
     async def __call__(self, envelope: PlaceHolds, routing_key: str) -> bytes: ...
 
 
+#: a hold waiting for its envelope: the command, its reply, its request's span (tracing on)
+_Waiting = tuple[PlaceHold, asyncio.Future[HoldReply], tracing.Span | None]
+
+
 @dataclass
 class _Partition:
-    waiting: list[tuple[PlaceHold, asyncio.Future[HoldReply]]] = field(default_factory=list)
+    waiting: list[_Waiting] = field(default_factory=list)
     in_flight: int = 0
     timer: asyncio.TimerHandle | None = None
 
@@ -74,7 +79,7 @@ class HoldCoalescer:
             raise Overloaded(routing_key)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[HoldReply] = loop.create_future()
-        p.waiting.append((cmd, future))
+        p.waiting.append((cmd, future, tracing.current_span() if tracing.enabled else None))
         if len(p.waiting) >= self.max_batch:
             self._flush(routing_key)
         elif p.timer is None:
@@ -94,19 +99,23 @@ class HoldCoalescer:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(
-        self, routing_key: str, batch: list[tuple[PlaceHold, asyncio.Future[HoldReply]]]
-    ) -> None:
+    async def _deliver(self, routing_key: str, batch: list[_Waiting]) -> None:
         p = self._partitions[routing_key]
-        commands = [c for c, _ in batch]
+        commands = [c for c, _, _ in batch]
         deadlines = [c.deadline for c in commands if c.deadline is not None]
         envelope = PlaceHolds(holds=commands, deadline=max(deadlines) if deadlines else None)
         try:
             self.envelopes += 1
-            decided = _decided.validate_json(await self._send(envelope, routing_key))
+            if tracing.enabled:  # one span for the envelope, from its publish to its reply
+                spans = [s for _, _, s in batch]
+                with tracing.batch(f"{routing_key} holds", spans, {"flashsale.holds": len(batch)}):
+                    body = await self._send(envelope, routing_key)
+            else:
+                body = await self._send(envelope, routing_key)
+            decided = _decided.validate_json(body)
             if self.on_decided is not None:
                 self.on_decided(decided)
-            for (_, future), reply in zip(batch, decided.replies, strict=True):
+            for (_, future, _), reply in zip(batch, decided.replies, strict=True):
                 if future.done():
                     continue
                 if reply is None:
@@ -114,7 +123,7 @@ class HoldCoalescer:
                 else:
                     future.set_result(reply)
         except Exception as exc:
-            for _, future in batch:
+            for _, future, _ in batch:
                 if not future.done():
                     future.set_exception(exc)
         finally:

@@ -14,6 +14,8 @@ import uvicorn
 from gateway.app import create_app
 from gateway.fastlane import FastLane
 from gateway.server import FrontDoorProtocol
+from gateway.tracing import Traced
+from shared import tracing
 from shared.logging import setup_logging
 from shared.settings import Settings, get_settings
 
@@ -37,8 +39,9 @@ def main() -> None:
     setup_logging(settings.log_format, settings.log_level)
     lane = FastLane(create_app(settings))
     protocol = FrontDoorProtocol.for_settings(settings, at_once=lane.wire_page)
+    # Traced only when tracing is on: off, the server calls the application itself.
     config = uvicorn.Config(
-        lane,
+        Traced(lane) if tracing.configure("gateway") else lane,
         host=settings.http_host,
         port=settings.http_port,
         http=protocol,

@@ -25,7 +25,8 @@ from aio_pika.abc import (
 from faststream.rabbit import RabbitExchange, RabbitQueue
 from pydantic import BaseModel
 
-from shared import topology
+from shared import topology, tracing
+from shared.metrics import count_publish
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -172,18 +173,20 @@ class Bus:
         """Publish a transient event without waiting for a confirm; a failure is only logged."""
         channel = self._notify_channel
         if channel is None or channel.is_closed or not self.is_open:
+            count_publish(exchange, getattr(message, "type", None) or "", "unavailable")
             return
+        kind = getattr(message, "type", None) or type(message).__name__
         try:
             ex = await channel.get_exchange(exchange, ensure=False)
             body = message.model_dump_json().encode()
             await ex.publish(
-                aio_pika.Message(
-                    body, content_type="application/json", type=getattr(message, "type", None)
-                ),
-                routing_key,
+                aio_pika.Message(body, content_type="application/json", type=kind), routing_key
             )
         except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+            count_publish(exchange, kind, "unavailable")
             log.debug("event not published", extra={"error": repr(exc)})
+        else:
+            count_publish(exchange, kind, "sent")
 
     async def close(self) -> None:
         """Fail pending requests and close the connection."""
@@ -226,20 +229,42 @@ class Bus:
         **properties: Any,
     ) -> None:
         """Publish and wait for the broker's confirm; unroutable or unconfirmed raises."""
+        kind = getattr(message, "type", None) or type(message).__name__
+        if tracing.enabled:
+            with tracing.producer(exchange, routing_key, kind, properties):
+                await self._publish(message, exchange, routing_key, timeout, kind, properties)
+        else:
+            await self._publish(message, exchange, routing_key, timeout, kind, properties)
+
+    async def _publish(
+        self,
+        message: BaseModel,
+        exchange: str,
+        routing_key: str,
+        timeout: float,
+        kind: str,
+        properties: dict[str, Any],
+    ) -> None:
+        outcome = "unavailable"
         try:
             ex = await self._exchange(exchange)
             await asyncio.wait_for(
                 ex.publish(encode(message, **properties), routing_key, mandatory=True),
                 timeout,
             )
+            outcome = "confirmed"
         except BusUnavailable:
             raise
         except TimeoutError as exc:
+            outcome = "timeout"
             raise BusUnavailable("no publisher confirm in time") from exc
         except aio_pika.exceptions.DeliveryError as exc:
+            outcome = "refused"
             raise BusUnavailable(f"broker refused the message: {exc}") from exc
         except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
             raise BusUnavailable(f"publish failed: {exc!r}") from exc
+        finally:
+            count_publish(exchange, kind, outcome)
 
     async def request(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Histogram
 
 HOLDS = Counter(
@@ -68,4 +70,31 @@ HOLD_ENVELOPE_SIZE = Histogram(
     "flashsale_hold_envelope_size",
     "Holds per PlaceHolds envelope a gateway sent.",
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
+PUBLISHED = Counter(
+    "flashsale_published_messages",
+    "Messages this process published itself (commands, expiries, follow-ups, stock levels), by "
+    "exchange ((default): straight to a queue), kind (the message's type) and outcome "
+    "(confirmed, refused: returned or nacked, timeout: no confirm in time, unavailable: not "
+    "connected or the connection failed, sent: an unconfirmed event). The workers' replies and "
+    "dead letters go through FastStream: faststream_published_messages_total.",
+    ["exchange", "kind", "outcome"],
+)
+_published: dict[tuple[str, str, str], Any] = {}
+
+
+def count_publish(exchange: str, kind: str, outcome: str) -> None:
+    """One more publish in PUBLISHED (its label children are looked up once)."""
+    key = (exchange, kind, outcome)
+    child = _published.get(key)
+    if child is None:
+        child = _published[key] = PUBLISHED.labels(exchange or "(default)", kind, outcome)
+    child.inc()
+
+
+DEAD_LETTERED = Counter(
+    "flashsale_messages_dead_lettered",
+    "Messages a worker put in their queue's dead-letter queue, by source queue and reason "
+    "(decision_error: it can never succeed; delivery_limit: a passing fault that did not pass).",
+    ["queue", "reason"],
 )

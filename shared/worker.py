@@ -16,20 +16,20 @@ from faststream import FastStream
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.message import RabbitMessage
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
-from prometheus_client import REGISTRY, start_http_server
+from prometheus_client import REGISTRY
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared import topology
+from shared import health, topology, tracing
 from shared.bus import Bus, BusUnavailable, ReplyTimeout
 from shared.db.session import make_engine
 from shared.db.tables import message_failures
 from shared.failover import ClusterBroker, node_urls
 from shared.logging import setup_logging
 from shared.messages import utcnow
-from shared.metrics import MESSAGES_FAILED
+from shared.metrics import DEAD_LETTERED, MESSAGES_FAILED
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger("workers")
@@ -45,6 +45,8 @@ class WorkerContext:
     _engine: AsyncEngine | None = None
     _bus: Bus | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    #: the subscribers consume (readiness says "starting" before)
+    started: bool = False
 
     @property
     def engine(self) -> AsyncEngine:
@@ -187,6 +189,7 @@ async def dead_letter(
         mandatory=True,
     )
     await message.ack()
+    DEAD_LETTERED.labels(queue, reason).inc()
     log.error(
         "message dead-lettered",
         extra={
@@ -232,11 +235,16 @@ def broker_urls(settings: Settings, name: str) -> list[str]:
 
 
 def make_broker(settings: Settings, name: str) -> RabbitBroker:
-    """A FastStream broker on every node of the cluster, with Prometheus metrics; per-message
-    logs at DEBUG."""
+    """A FastStream broker on every node of the cluster, with Prometheus metrics, and traces
+    when the environment asks for them (shared.tracing); per-message logs at DEBUG."""
+    middlewares: list[Any] = [RabbitPrometheusMiddleware(registry=REGISTRY, app_name=name)]
+    if tracing.wanted():  # the tracer provider is set at start-up: no I/O at import
+        from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
+
+        middlewares.insert(0, RabbitTelemetryMiddleware())
     return ClusterBroker(
         broker_urls(settings, name),
-        middlewares=(RabbitPrometheusMiddleware(registry=REGISTRY, app_name=name),),
+        middlewares=tuple(middlewares),
         logger=logging.getLogger(f"faststream.{name}"),
         log_level=logging.DEBUG,
         graceful_timeout=10.0,
@@ -257,16 +265,24 @@ def build_app(
     register(broker, ctx)
     app = FastStream(broker, logger=logging.getLogger(f"faststream.{name}"))
 
+    endpoints: list[asyncio.Server] = []
+
     @app.on_startup
     async def _start() -> None:
+        tracing.configure(name)
+        if settings.metrics_port is not None:  # /healthz at once, /readyz once it consumes
+
+            def ready() -> Awaitable[dict[str, str]]:
+                return health.worker_checks(ctx.started, broker, ctx._bus, ctx._engine)
+
+            endpoints.append(await health.serve(settings.http_host, settings.metrics_port, ready))
         ctx._engine = make_engine(settings)
         ctx._bus = Bus(settings, name)
         await ctx._bus.start()  # declares the whole topology before any subscriber starts
-        if settings.metrics_port is not None:
-            start_http_server(settings.metrics_port, addr=settings.http_host)
 
     @app.after_startup
     async def _background() -> None:
+        ctx.started = True
         for job in background(ctx) if background else []:
             ctx.background.append(asyncio.create_task(job()))
         log.info("worker started", extra={"worker": name, "pid_partitions": settings.partitions})
@@ -278,6 +294,8 @@ def build_app(
 
     @app.after_shutdown
     async def _close() -> None:
+        for server in endpoints:
+            server.close()
         if ctx._bus is not None:
             await ctx._bus.close()
         if ctx._engine is not None:

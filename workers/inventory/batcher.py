@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 
+from shared import tracing
 from workers.inventory import domain
 
 Process = Callable[[Sequence[domain.InventoryCommand]], Awaitable[list[domain.Decision]]]
@@ -19,9 +21,12 @@ Process = Callable[[Sequence[domain.InventoryCommand]], Awaitable[list[domain.De
 class Batcher:
     """One per partition queue."""
 
-    def __init__(self, process: Process, max_batch: int = 200) -> None:
+    def __init__(self, process: Process, max_batch: int = 200, name: str = "batch") -> None:
         self._process = process
         self._max_batch = max_batch
+        self._name = name
+        #: the span of the delivery each pending command came in, while tracing is on
+        self._spans: dict[asyncio.Future[domain.Decision], tracing.Span] = {}
         self._pending: list[tuple[domain.InventoryCommand, asyncio.Future[domain.Decision]]] = []
         #: the delivery each pending command came in (its position on the queue), by future
         self._order: dict[asyncio.Future[domain.Decision], tuple[int, int]] = {}
@@ -36,6 +41,8 @@ class Batcher:
         self._seq += 1
         self._order[future] = (delivery, self._seq)
         self._pending.append((command, future))
+        if tracing.enabled:
+            self._spans[future] = tracing.current_span()
         return future
 
     async def submit(self, command: domain.InventoryCommand, delivery: int = 0) -> domain.Decision:
@@ -66,12 +73,24 @@ class Batcher:
             for _, future in batch:
                 del self._order[future]
             await self._run(batch)
+            for _, future in batch if self._spans else ():
+                self._spans.pop(future, None)
 
     async def _run(
         self, batch: list[tuple[domain.InventoryCommand, asyncio.Future[domain.Decision]]]
     ) -> None:
+        traced = (
+            tracing.batch(
+                f"{self._name} decide",
+                [self._spans.get(f) for _, f in batch],
+                {"flashsale.commands": len(batch)},
+            )
+            if tracing.enabled
+            else nullcontext()
+        )
         try:
-            decisions = await self._process([c for c, _ in batch])
+            with traced:  # the batch's transaction, in the traces of the deliveries it decides
+                decisions = await self._process([c for c, _ in batch])
         except Exception as exc:
             if len(batch) == 1:
                 if not batch[0][1].done():

@@ -89,7 +89,7 @@ def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> 
         _observe(done, partition, time.perf_counter() - started)
         return done.decisions
 
-    batcher = Batcher(process, max_batch=ctx.settings.inventory_batch_size)
+    batcher = Batcher(process, max_batch=ctx.settings.inventory_batch_size, name=partition)
 
     async def decide_envelope(
         envelope: PlaceHolds | ExpireHolds, delivery: int = 0
