@@ -113,6 +113,13 @@ def db_downgrade(revision: str = "base") -> None:
     migrate.downgrade(get_settings().database_url, revision)
 
 
+@db_app.command("revision")
+def db_revision(message: str) -> None:
+    """Write the next migration from what autogenerate finds between shared/db/tables.py and
+    FLASHSALE_DATABASE_URL (at head); review it, then commit it with the change to tables.py."""
+    typer.echo(migrate.revision(get_settings().database_url, message))
+
+
 def _run(coro_fn: Any) -> Any:
     async def wrapper() -> Any:
         engine = make_engine(get_settings(), pool_size=2)

@@ -21,7 +21,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-metadata = MetaData()
+#: Names as PostgreSQL makes them by default (what the migrations created), so that a
+#: constraint or index declared here without a name gets the one the database has, and the
+#: next migration's autogenerate compares like with like (tests/integration/test_database.py).
+#: Check constraints are always named by hand.
+NAMING_CONVENTION = {
+    "pk": "%(table_name)s_pkey",
+    "fk": "%(table_name)s_%(column_0_name)s_fkey",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+}
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def _timestamps() -> list[Column[object]]:
