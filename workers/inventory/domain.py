@@ -1,4 +1,5 @@
-"""Pure stock decisions of one inventory partition: no I/O, clock passed in.
+"""Pure stock decisions of one inventory partition: no I/O, clock passed in (the state and the
+decisions it reads and returns are in workers.inventory.model).
 
 `decide(stock, commands, now)` takes a batch of commands in delivery order and returns one
 decision per command. Each decision sees the effect of the ones before it, exactly as if the
@@ -7,27 +8,35 @@ commands had been handled one by one; the handler turns the decisions into condi
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 
-from shared.holds import hold_is_live, on_sale
 from shared.messages import (
     ExpireHold,
     ExpireOrder,
-    HoldPlaced,
-    HoldRefused,
-    Message,
     OrderCancelled,
     PlaceHold,
     ReleaseOrderStock,
     Restock,
     StockChanged,
 )
-from shared.messages.replies import HoldRefusalReason
-
-InventoryCommand = PlaceHold | ExpireHold | Restock | ReleaseOrderStock | ExpireOrder
+from workers.inventory.model import (
+    Decision,
+    Dropped,
+    Hold,
+    HoldCreated,
+    HoldDenied,
+    HoldExpired,
+    HoldReplayed,
+    InventoryCommand,
+    Order,
+    OrderReleased,
+    Product,
+    Restocked,
+    Stock,
+    Unchanged,
+)
 
 __all__ = [
     "Decision",
@@ -51,168 +60,6 @@ __all__ = [
     "Unchanged",
     "decide",
 ]
-
-
-@dataclass(frozen=True)
-class Product:
-    product_id: int
-    stock_total: int
-    available: int
-    max_per_customer: int | None = None
-    sale_starts_at: datetime | None = None
-    sale_ends_at: datetime | None = None
-    #: committed changes of stock_total or available so far (the database bumps it on save)
-    version: int = 0
-
-    def on_sale(self, now: datetime) -> bool:
-        """Inside the sale window (an open end means no limit on that side)."""
-        return on_sale(self.sale_starts_at, self.sale_ends_at, now)
-
-
-@dataclass(frozen=True)
-class Hold:
-    hold_id: uuid.UUID
-    product_id: int
-    qty: int
-    status: str
-    expires_at: datetime
-    customer_id: str | None = None
-    idempotency_key: str | None = None
-    request_hash: str | None = None
-    client_id: str = ""
-
-    def live(self, now: datetime) -> bool:
-        """Active and not yet past its expiry: the only state that can become an order."""
-        return hold_is_live(self.status, self.expires_at, now)
-
-
-@dataclass(frozen=True)
-class Order:
-    order_id: uuid.UUID
-    product_id: int
-    qty: int
-    status: str
-    cancel_reason: str | None = None
-
-
-@dataclass
-class Stock:
-    """What the decisions of one batch may look at, loaded by the handler."""
-
-    products: dict[int, Product]
-    holds: dict[uuid.UUID, Hold] = field(default_factory=dict)
-    orders: dict[uuid.UUID, Order] = field(default_factory=dict)
-    #: qty per (product, storefront, customer) in live holds plus pending or paid orders
-    customer_usage: dict[tuple[int, str, str], int] = field(default_factory=dict)
-    #: holds already using an Idempotency-Key, by (storefront, key)
-    keyed_holds: dict[tuple[str, str], Hold] = field(default_factory=dict)
-    #: ids of Restock commands already applied
-    applied_restocks: set[uuid.UUID] = field(default_factory=set)
-    hold_ttl: timedelta = timedelta(seconds=120)
-
-
-# ---- decisions ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Decision:
-    command: InventoryCommand
-
-    @property
-    def reply(self) -> Message | None:
-        return None
-
-
-@dataclass(frozen=True)
-class HoldCreated(Decision):
-    hold: Hold
-    available_after: int
-
-    @property
-    def reply(self) -> Message:
-        return _placed(self.hold, self.available_after)
-
-
-@dataclass(frozen=True)
-class HoldReplayed(Decision):
-    """The same command again (redelivery or Idempotency-Key replay): nothing changes."""
-
-    hold: Hold
-    available: int
-
-    @property
-    def reply(self) -> Message:
-        return _placed(self.hold, self.available)
-
-
-@dataclass(frozen=True)
-class HoldDenied(Decision):
-    reason: HoldRefusalReason
-    available: int | None
-
-    @property
-    def reply(self) -> Message:
-        return HoldRefused(reason=self.reason, available=self.available)
-
-
-@dataclass(frozen=True)
-class HoldExpired(Decision):
-    hold: Hold
-
-
-@dataclass(frozen=True)
-class Restocked(Decision):
-    product: Product
-
-    @property
-    def reply(self) -> Message:
-        return StockChanged(
-            product_id=self.product.product_id,
-            stock_total=self.product.stock_total,
-            available=self.product.available,
-        )
-
-
-@dataclass(frozen=True)
-class OrderReleased(Decision):
-    order: Order
-    reason: str
-    cancelled_by: str
-
-    @property
-    def reply(self) -> Message:
-        return OrderCancelled(
-            order_id=self.order.order_id,
-            order_status="cancelled",
-            cancelled_now=True,
-            cancel_reason=self.reason,
-        )
-
-
-@dataclass(frozen=True)
-class Unchanged(Decision):
-    """Nothing to do (already expired, unknown, past deadline...); `why` is logged."""
-
-    why: str
-    answer: Message | None = None
-
-    @property
-    def reply(self) -> Message | None:
-        return self.answer
-
-
-@dataclass(frozen=True)
-class Dropped(Decision):
-    """The requester gave up before the decision: not executed, not answered."""
-
-
-def _placed(hold: Hold, available: int) -> HoldPlaced:
-    return HoldPlaced(
-        hold_id=hold.hold_id,
-        product_id=hold.product_id,
-        qty=hold.qty,
-        status=hold.status,
-        expires_at=hold.expires_at,
-        available=available,
-    )
 
 
 # ---- the rules ---------------------------------------------------------------------------
