@@ -12,7 +12,7 @@ from wsgiref.simple_server import WSGIServer
 from fastapi import APIRouter, FastAPI
 from prometheus_client import start_http_server
 
-from gateway import docs, problems
+from gateway import contract, docs, problems
 from gateway.pages import ProductReads
 from gateway.routes import health, holds, orders, payments, products
 from gateway.rpc import Requester
@@ -72,7 +72,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=(
             "Sells a limited stock during a flash sale and never sells a unit it does not have. "
-            "Errors are application/problem+json (RFC 9457) with a machine-readable `code`."
+            "Errors are application/problem+json (RFC 9457) with a machine-readable `code`; "
+            "each operation lists the codes of each of its statuses. Before any operation, "
+            "the server may refuse a connection with the same body and close it: 400 "
+            "`bad_request` (not HTTP/1.1), 408 `header_timeout`, 431 `header_too_large`, "
+            "503 `unavailable` (too many connections)."
         ),
         lifespan=lifespan,
         docs_url=None,
@@ -82,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False},
     )
     problems.install(app)
+    contract.install(app, settings)
     health_router = health.router
     if settings.env == "production":
         # Metrics are for the operators' scraper on FLASHSALE_METRICS_PORT, not the API port.

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from gateway.contract import problems
 from gateway.deps import EngineDep, RequesterDep
 from gateway.problems import PROBLEM_JSON
 from gateway.schemas import Health
@@ -16,13 +17,25 @@ from gateway.schemas import Health
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health)
+@router.get(
+    "/healthz",
+    response_model=Health,
+    operation_id="getLiveness",
+    summary="Liveness",
+    responses=problems("unavailable", common=False),
+)
 async def healthz() -> Health:
     """The process is alive."""
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+@router.get(
+    "/readyz",
+    response_model=Health,
+    operation_id="getReadiness",
+    summary="Readiness",
+    responses=problems("unavailable", common=False),
+)
 async def readyz(engine: EngineDep, requester: RequesterDep) -> Response:
     """Ready when both the broker and the database answer."""
     checks: dict[str, str] = {"broker": "ok" if requester.bus.is_open else "unreachable"}

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from gateway.contract import header, link, problems
 from gateway.deps import (
     EngineDep,
     IdempotencyKey,
@@ -62,7 +63,31 @@ def hold_view(hold: dict[str, Any]) -> dict[str, Any]:
     "/api/holds",
     status_code=201,
     response_model=HoldOut,
-    responses={401: {}, 404: {}, 409: {}, 422: {}, 429: {}, 503: {}},
+    operation_id="createHold",
+    summary="Hold units of a product",
+    responses={
+        201: {
+            "description": "The hold is placed (or, with a repeated Idempotency-Key, was).",
+            "headers": {"Location": header("The hold's URL.")},
+            "links": {
+                "getHold": link("getHold", {"hold_id": "$response.body#/hold_id"}),
+                "createOrder": link("createOrder", hold_id="$response.body#/hold_id"),
+            },
+        },
+        **problems(
+            "unauthorized",
+            "product_not_found",
+            "insufficient_stock",
+            "sale_not_active",
+            "customer_limit_exceeded",
+            "idempotency_key_reused",
+            "body_too_large",
+            "validation_error",
+            "customer_id_required",
+            "rate_limited",
+            "product_unavailable",
+        ),
+    },
 )
 async def place_hold(
     body: HoldIn,
@@ -141,7 +166,13 @@ def _refused(reason: HoldRefusalReason, product_id: int, available: int | None) 
     return Problem(status, reason, detail, **extra)
 
 
-@router.get("/api/holds/{hold_id}", response_model=HoldOut, responses={401: {}, 404: {}})
+@router.get(
+    "/api/holds/{hold_id}",
+    response_model=HoldOut,
+    operation_id="getHold",
+    summary="A hold and its status",
+    responses=problems("unauthorized", "hold_not_found", "rate_limited"),
+)
 async def get_hold(hold_id: str, engine: EngineDep, client_id: StorefrontDep) -> dict[str, Any]:
     """A hold and its status: active, converted (with its order) or expired."""
     parsed = parse_id(hold_id)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
+from gateway.contract import header, link, problems
 from gateway.deps import EngineDep, IdempotencyKey, RequesterDep, StorefrontDep
 from gateway.idempotency import KEY_REUSED, parse_id, replayed, request_hash
 from gateway.problems import Problem, infrastructure_fault, outage_answered
@@ -32,7 +33,33 @@ def _hold_not_found(hold_id: str) -> Problem:
     "/api/orders",
     status_code=201,
     response_model=OrderOut,
-    responses={202: {"model": OrderProcessing}, 401: {}, 404: {}, 409: {}, 422: {}, 503: {}},
+    operation_id="createOrder",
+    summary="Order a hold",
+    responses={
+        201: {
+            "description": "The order is made (or, with a repeated Idempotency-Key, was).",
+            "headers": {"Location": header("The order's URL.")},
+            "links": {"getOrder": link("getOrder", {"order_id": "$response.body#/order_id"})},
+        },
+        202: {
+            "model": OrderProcessing,
+            "description": "Accepted: the decision was not back in time; it will be made.",
+            "headers": {
+                "Location": header("The order's URL, once it exists."),
+                "Retry-After": header("Seconds to wait before asking again.", "integer"),
+            },
+        },
+        **problems(
+            "unauthorized",
+            "hold_not_found",
+            "hold_expired",
+            "hold_already_used",
+            "idempotency_key_reused",
+            "body_too_large",
+            "validation_error",
+            "rate_limited",
+        ),
+    },
 )
 async def create_order(
     body: OrderIn,
@@ -99,7 +126,13 @@ async def create_order(
     raise Problem(409, "idempotency_key_reused", KEY_REUSED)
 
 
-@router.get("/api/orders/{order_id}", response_model=OrderOut, responses={401: {}, 404: {}})
+@router.get(
+    "/api/orders/{order_id}",
+    response_model=OrderOut,
+    operation_id="getOrder",
+    summary="An order and its payment status",
+    responses=problems("unauthorized", "order_not_found", "rate_limited"),
+)
 async def get_order(order_id: str, engine: EngineDep, client_id: StorefrontDep) -> dict[str, Any]:
     """An order and its payment status."""
     parsed = parse_id(order_id)

@@ -7,11 +7,13 @@ import json
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
 from pydantic import ValidationError
 
+from gateway.contract import problems
 from gateway.deps import RequesterDep, SettingsDep
 from gateway.problems import Problem
 from gateway.schemas import WebhookIn, WebhookOut
@@ -21,6 +23,21 @@ from shared.messages import RecordPayment
 from shared.signature import InvalidSignature, verify
 
 router = APIRouter(tags=["payments"])
+
+_signature = APIKeyHeader(
+    name="X-Signature",
+    scheme_name="webhookSignature",
+    description='`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with a '
+    "configured webhook secret (FLASHSALE_WEBHOOK_SECRETS); at most 300 s old; several `v1=` "
+    "values are accepted (secret rotation). `flashsale webhook sign` makes one.",
+    auto_error=False,
+)
+_EXAMPLE = {
+    "idempotency_key": "evt_1Q2w3E4r5T6y",
+    "order_id": "7d9e4b21-3c5a-4f08-b6e2-9a1c0d3f5e87",
+    "status": "success",
+    "amount_cents": 12900,
+}
 
 
 def payload_hash(body: WebhookIn) -> str:
@@ -34,11 +51,29 @@ def payload_hash(body: WebhookIn) -> str:
 @router.post(
     "/api/payments/webhook",
     response_model=WebhookOut,
-    responses={202: {"model": WebhookOut}, 401: {}, 409: {}, 422: {}, 503: {}},
+    operation_id="recordPayment",
+    summary="Record a payment outcome (signed webhook)",
+    responses={
+        200: {"description": "Recorded: `result` says what became of it."},
+        202: {
+            "model": WebhookOut,
+            "description": "Accepted: `pending_order` (the order is not known yet: the event "
+            "is stored and applied when it is) or `queued` (the worker did not answer in time; "
+            "the event is durable and will be applied).",
+        },
+        **problems(
+            "invalid_signature", "idempotency_key_reused", "body_too_large", "validation_error"
+        ),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": WebhookIn.model_json_schema()}},
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/WebhookIn"},
+                    "example": _EXAMPLE,
+                }
+            },
         }
     },
 )
@@ -46,7 +81,7 @@ async def webhook(
     request: Request,
     settings: SettingsDep,
     requester: RequesterDep,
-    x_signature: Annotated[str | None, Header()] = None,
+    x_signature: Annotated[str | None, Depends(_signature)] = None,
 ) -> Any:
     """Record a payment outcome once per `idempotency_key` and apply it to its order."""
     raw = await request.body()

@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from gateway import pages
-from gateway.deps import AdminDep, EngineDep, IdempotencyKey, RequesterDep
+from gateway.contract import link, problems
+from gateway.deps import ADMIN_DETAILS, AdminDep, EngineDep, IdempotencyKey, RequesterDep
 from gateway.idempotency import command_id
 from gateway.pages import ProductReads
 from gateway.problems import Problem
@@ -82,7 +83,13 @@ def _reads(request: Request) -> ProductReads:
 ReadsDep = Annotated[ProductReads, Depends(_reads)]
 
 
-@router.get("/api/products", response_model=list[ProductOut])
+@router.get(
+    "/api/products",
+    response_model=list[ProductOut],
+    operation_id="listProducts",
+    summary="Products by id, page by page",
+    responses=problems("validation_error"),
+)
 async def list_products(
     reads: ReadsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -107,10 +114,12 @@ async def list_products(
 @router.get(
     "/api/products/{product_id}",
     response_model=ProductOut,
+    operation_id="getProduct",
+    summary="One product and its availability",
     responses={
         200: {"headers": _CACHE_HEADERS},
         304: {"description": "The client's `If-None-Match` is this version.", "headers": {}},
-        404: {"model": None},
+        **problems("product_not_found", "validation_error"),
     },
 )
 async def get_product(
@@ -159,6 +168,19 @@ async def get_product(
     status_code=201,
     dependencies=[AdminDep],
     tags=["admin"],
+    operation_id="createProduct",
+    summary="Create a product",
+    responses={
+        201: {
+            "description": "Created: the product, as `GET` shows it.",
+            "links": {
+                "getProduct": link("getProduct", {"product_id": "$response.body#/id"}),
+                "restockProduct": link("restockProduct", {"product_id": "$response.body#/id"}),
+                "createHold": link("createHold", product_id="$response.body#/id", qty=1),
+            },
+        },
+        **problems("unauthorized", "body_too_large", "validation_error", details=ADMIN_DETAILS),
+    },
 )
 async def create_product(
     body: ProductIn, engine: EngineDep, requester: RequesterDep, reads: ReadsDep
@@ -177,6 +199,15 @@ async def create_product(
     response_model=ProductOut,
     dependencies=[AdminDep],
     tags=["admin"],
+    operation_id="restockProduct",
+    summary="Add units to a product",
+    responses=problems(
+        "unauthorized",
+        "product_not_found",
+        "body_too_large",
+        "validation_error",
+        details=ADMIN_DETAILS,
+    ),
 )
 async def restock(
     product_id: int,

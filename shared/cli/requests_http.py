@@ -205,6 +205,11 @@ class _Builder:
 
 
 def _code_word(response: dict[str, Any]) -> str:
+    """The problem codes a response can carry, else its description when it is short."""
+    problem = response.get("content", {}).get("application/problem+json", {})
+    codes = problem.get("schema", {}).get("properties", {}).get("code", {}).get("enum")
+    if codes:
+        return " | ".join(codes)
     words = str(response.get("description", "")).split("\n")[0]
     return words if len(words) <= 40 else ""
 
