@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.bus import BusUnavailable, ReplyTimeout
+from shared.metrics import count_problem
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("gateway")
@@ -52,7 +53,8 @@ class Problem(Exception):
 
 
 def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
-    """The JSON response of a problem."""
+    """The JSON response of a problem (counted in flashsale_http_problems_total)."""
+    count_problem(problem.status, problem.code)
     body: dict[str, Any] = {
         "type": f"urn:flashsale:problem:{problem.code}",
         "title": HTTPStatus(problem.status).phrase,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HOLDS = Counter(
     "flashsale_holds",
@@ -98,3 +98,34 @@ DEAD_LETTERED = Counter(
     "(decision_error: it can never succeed; delivery_limit: a passing fault that did not pass).",
     ["queue", "reason"],
 )
+AUDIT_VIOLATIONS = Gauge(
+    "flashsale_audit_products_violating",
+    "Products whose stock was not conserved at this process's last audit "
+    "(stock_total != available + active holds + pending/paid orders, or available < 0).",
+)
+AUDIT_DRIFT = Gauge(
+    "flashsale_audit_drift_units",
+    "Units unaccounted for at the last audit, over every product (|stock_total - available - "
+    "held - sold|, plus any negative available).",
+)
+AUDIT_PRODUCTS = Gauge("flashsale_audit_products", "Products the last audit read.")
+AUDIT_LAST_SUCCESS = Gauge(
+    "flashsale_audit_last_success_timestamp_seconds",
+    "When this process's last audit finished (Unix time; 0: none yet).",
+)
+HTTP_PROBLEMS = Counter(
+    "flashsale_http_problems",
+    "Problem answers (application/problem+json) of the gateway's application, by status and "
+    "code: every 4xx and 5xx it answers but /readyz's 503 and what its HTTP server refuses "
+    "before the application (flashsale_front_door_refusals_total).",
+    ["status", "code"],
+)
+_problems: dict[tuple[int, str], Any] = {}
+
+
+def count_problem(status: int, code: str) -> None:
+    """One more problem answer in HTTP_PROBLEMS."""
+    child = _problems.get((status, code))
+    if child is None:
+        child = _problems[(status, code)] = HTTP_PROBLEMS.labels(str(status), code)
+    child.inc()

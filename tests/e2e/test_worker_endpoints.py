@@ -35,6 +35,8 @@ async def test_every_worker_is_live_ready_and_counts_its_publishes(
             metrics = (await c.get(proc.metrics_url)).text
             assert "# TYPE faststream_received_messages_total counter" in metrics, name
             assert "# TYPE flashsale_published_messages_total counter" in metrics, name
+        (orders,) = [p for n, p in workers.items() if n.startswith("orders")]
+        audited = (await c.get(orders.metrics_url)).text
         inventory = [p for n, p in workers.items() if n.startswith("inventory")]
         texts = [(await c.get(p.metrics_url)).text for p in inventory]
     # the partition's active consumer published the hold's expiry, confirmed
@@ -43,5 +45,8 @@ async def test_every_worker_is_live_ready_and_counts_its_publishes(
         'outcome="confirmed"}' in text
         for text in texts
     ), texts
+    # the orders worker audits stock conservation from its start
+    (last,) = [ln for ln in audited.splitlines() if ln.startswith("flashsale_audit_last_success_")]
+    assert float(last.split()[-1]) > 0
     gateway = (await client.get("/metrics")).text
     assert 'kind="PlaceHolds",outcome="confirmed"}' in gateway
