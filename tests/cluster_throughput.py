@@ -36,7 +36,9 @@ async def _declare(url: str, name: str) -> None:
     async with connection:
         channel = await connection.channel()
         q = topology.partition_queue(0)
-        await channel.declare_queue(name, durable=True, arguments=dict(q.arguments or {}))
+        # led by the node it is declared through (the launcher's nodes balance leaders)
+        arguments = {**dict(q.arguments or {}), "x-queue-leader-locator": "client-local"}
+        await channel.declare_queue(name, durable=True, arguments=arguments)
 
 
 async def _pump(url: str, name: str, seconds: float) -> int:
