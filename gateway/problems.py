@@ -170,6 +170,11 @@ def install(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI's 400 for a JSON body it could not even decode (not UTF-8, nested too
+            # deep): the same 422 as any other body that is not JSON
+            unreadable = {"loc": ("body",), "msg": "the body is not JSON", "type": "json_invalid"}
+            return await on_validation(request, RequestValidationError([unreadable]))
         codes = {404: "not_found", 405: "method_not_allowed"}
         problem = Problem(
             exc.status_code,

@@ -8,6 +8,7 @@ import json
 import re
 from typing import Any
 
+import httpx
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
@@ -162,3 +163,18 @@ def test_every_field_of_every_body_has_a_description_and_an_example() -> None:
 def test_the_hold_qty_limit_of_the_deployment_is_in_its_document() -> None:
     doc = create_app(Settings(max_qty_per_hold=3)).openapi()
     assert doc["components"]["schemas"]["HoldIn"]["properties"]["qty"]["maximum"] == 3
+
+
+@pytest.mark.parametrize("body", [b'{"hold_id": "\xff"}', b"[" * 5000 + b"]" * 5000])
+async def test_a_body_that_cannot_even_be_decoded_is_the_documented_422(body: bytes) -> None:
+    app = create_app(Settings())  # its lifespan does not run: the body is read first
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        r = await client.post(
+            "/api/orders", content=body, headers={"Content-Type": "application/json"}
+        )
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "validation_error"
+    unreadable = {"loc": ["body"], "msg": "the body is not JSON", "type": "json_invalid"}
+    assert r.json()["errors"] == [unreadable]
