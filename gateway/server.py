@@ -4,13 +4,14 @@ Enforced here, before the application sees a request (and with no proxy on the h
 request line and headers within `max_header_bytes` and MAX_HEADERS (431), the headers within
 `header_timeout_seconds` of connecting or of the previous answer (408, or a plain close when
 nothing came), a body within `max_body_bytes` (413: a Content-Length at once, a chunked body as
-soon as it passes the limit), `max_connections` per process (503), and `max_in_flight`
-requests being answered at once per process: one more is answered 429 `overloaded` with
-Retry-After at once, without reaching the application, so that a flood is shed early and cheap
-instead of queueing (health and metrics are never shed); that connection is not read again
-before the delay it was given. Hold, order and webhook
-answers get `Cache-Control: no-store`; every answer gets `X-Content-Type-Options: nosniff`
-(a default header of the server, set in gateway/main.py).
+soon as it passes the limit), `max_connections` per process (503), and a bound on the
+requests being answered at once per process (at most `max_in_flight`, lowered while answers
+take longer than `in_flight_target_ms`: see gateway.shedding): one more is answered 429
+`overloaded` with Retry-After at once, without reaching the application, so that a flood is shed
+early and cheap instead of queueing (health and metrics are never shed); that connection is not
+read again before the delay it was given. Hold, order and webhook answers get
+`Cache-Control: no-store`; every answer gets `X-Content-Type-Options: nosniff` (a default
+header of the server, set in gateway/main.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from gateway.problems import problem_bytes
-from shared.metrics import FRONT_DOOR_REFUSALS
+from gateway.shedding import TICK_SECONDS, InFlightBound
+from shared.metrics import FRONT_DOOR_REFUSALS, IN_FLIGHT_BOUND
 from shared.settings import Settings
 
 #: Most request headers one request may carry.
@@ -56,6 +58,16 @@ def in_flight() -> int:
 
 def _done(_: object) -> None:
     _in_flight[0] -= 1
+
+
+def _tick(loop: asyncio.AbstractEventLoop, bound: InFlightBound) -> None:
+    """Reconsider the bound every tick while requests come (and stop when none do)."""
+    busy = bound.tick()
+    IN_FLIGHT_BOUND.set(bound.limit)
+    if busy or _in_flight[0]:
+        loop.call_later(TICK_SECONDS, _tick, loop, bound)
+    else:
+        bound.armed = False
 
 
 _SHED_BODY = json.dumps(
@@ -119,6 +131,8 @@ class FrontDoorProtocol(HttpToolsProtocol):
     header_timeout: ClassVar[float] = 10.0
     max_connections: ClassVar[int] = 4096
     max_in_flight: ClassVar[int] = 256
+    #: the process's in-flight bound (one per process: its connections share it)
+    bound: ClassVar[InFlightBound] = InFlightBound(256, 0.25)
     #: what answers a GET from memory, if anything (see `_answer_at_once`)
     at_once: ClassVar[AtOnce | None] = None
 
@@ -138,6 +152,7 @@ class FrontDoorProtocol(HttpToolsProtocol):
         self._deferred: tuple[RequestResponseCycle, ASGI3Application] | None = None
         self._shedding = False  # the current request was answered 429 before the application
         self._answered = False  # the current request was answered from memory (at once)
+        self._began = 0.0  # when the request being answered was let in (0: none counted)
 
     @classmethod
     def for_settings(
@@ -151,6 +166,7 @@ class FrontDoorProtocol(HttpToolsProtocol):
             "header_timeout": settings.header_timeout_seconds,
             "max_connections": settings.max_connections,
             "max_in_flight": settings.max_in_flight,
+            "bound": InFlightBound(settings.max_in_flight, settings.in_flight_target_ms / 1000),
         }
         return type("FrontDoor", (cls,), limits)
 
@@ -242,11 +258,12 @@ class FrontDoorProtocol(HttpToolsProtocol):
         if self.at_once is not None and self._answer_at_once():
             return
         if (
-            _in_flight[0] >= self.max_in_flight
+            _in_flight[0] >= self.bound.limit
             and not self._busy()  # a pipelined request waits its turn (answers stay in order)
             and not self.url.startswith(NEVER_SHED)
         ):
             _SHED.inc()
+            self.bound.shed()
             self._shedding = True
             self.transport.write(_SHED_ANSWER)
             return
@@ -338,8 +355,15 @@ class FrontDoorProtocol(HttpToolsProtocol):
         task.add_done_callback(self.tasks.discard)
         task.add_done_callback(_done)
         self.tasks.add(task)
+        self._began = self.loop.time()
+        if not self.bound.armed:
+            self.bound.armed = True
+            self.loop.call_later(TICK_SECONDS, _tick, self.loop, self.bound)
 
     def on_response_complete(self) -> None:
+        if self._began:
+            self.bound.answered(self.loop.time() - self._began)
+            self._began = 0.0
         super().on_response_complete()
         if self._reading_headers and not self.transport.is_closing():
             self._headers_owed()

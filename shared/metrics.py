@@ -48,6 +48,11 @@ FRONT_DOOR_REFUSALS = Counter(
     "Connections the gateway's server refused or cut, by problem code (or idle).",
     ["code"],
 )
+IN_FLIGHT_BOUND = Gauge(
+    "flashsale_gateway_in_flight_bound",
+    "Requests this gateway process lets in at once now (FLASHSALE_MAX_IN_FLIGHT at most; lower "
+    "while its answers take longer than FLASHSALE_IN_FLIGHT_TARGET_MS).",
+)
 GATEWAY_HOLDS_REFUSED = Counter(
     "flashsale_gateway_holds_refused",
     "Holds a gateway answered as refused, by source (snapshot: its stock levels, worker: the "

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=4096, ge=1)
     #: Requests one gateway process answers at once; one more is a 429 `overloaded` at once.
     max_in_flight: int = Field(default=256, ge=1)
+    #: What a request let in may take to be answered: while answers take longer, a gateway
+    #: process lets fewer in at once (see gateway/shedding.py); 0: always `max_in_flight`.
+    in_flight_target_ms: float = Field(default=250, ge=0)
     #: Addresses of the reverse proxies whose X-Forwarded-For/-Proto the gateway believes
     #: (comma-separated, `*` for any); none by default: the peer address is the client's.
     forwarded_allow_ips: str = ""
