@@ -8,6 +8,9 @@ It may only be wrong towards asking: an entry not confirmed within `max_age`, or
 the feed was lost, is forgotten, so nothing is served or refused on news older than that. The
 facts of a product that never change after it is created (name, price, limit, sale window) are
 kept apart and survive a lost feed.
+
+Whoever follows a product (its availability streams, gateway.availability) sets a watcher in
+`watchers`: it is called with the product's id each time a newer level of it is taken.
 """
 
 from __future__ import annotations
@@ -76,6 +79,9 @@ class StockSnapshot:
         #: reads kept and product pages answered from here
         self.live = False
         self._epoch = 0  # +1 at each loss or invalidation: see `epoch`
+        #: product id → called with that id when a newer level of it is taken (empty unless
+        #: somebody follows a product: then one dict lookup more per level taken)
+        self.watchers: dict[int, Callable[[int], None]] = {}
 
     # Feeding
     def _take(
@@ -85,6 +91,10 @@ class StockSnapshot:
         newer = True if entry is None else _newer(level, as_of, entry)
         if newer:
             self._entries[product_id] = Entry(level, as_of, seen, confirmed)
+            if self.watchers:
+                watcher = self.watchers.get(product_id)
+                if watcher is not None:
+                    watcher(product_id)
         elif newer is None and entry is not None and seen > entry.seen:
             entry.seen, entry.confirmed_at, entry.answer = seen, confirmed, None
 

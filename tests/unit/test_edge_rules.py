@@ -107,3 +107,15 @@ def test_a_zero_rate_limits_nothing_and_memory_stays_bounded() -> None:
     for i in range(100):
         limiter.retry_after(i)
     assert len(limiter._buckets) <= 10
+
+
+def test_a_watcher_hears_of_each_newer_level_of_its_product_only() -> None:
+    snapshot = StockSnapshot()
+    heard: list[int] = []
+    snapshot.watchers[7] = heard.append
+    snapshot.apply(_levels(5, NOW, version=3))
+    snapshot.apply(_levels(5, NOW, version=3))  # the same news again
+    snapshot.apply(_levels(9, NOW, version=2))  # older
+    snapshot.apply_levels({8: Level(available=1, version=1)}, NOW)  # another product
+    snapshot.apply_levels({7: Level(available=4, version=4)}, NOW)
+    assert heard == [7, 7]
