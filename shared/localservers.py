@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -168,6 +169,40 @@ def stop_pid(pid: int, timeout: float = 20.0, group: bool = False) -> None:
         time.sleep(0.05)
 
 
+def _outgoing_ports() -> range:
+    """The ports the kernel picks for outgoing connections (and for `free_port`)."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low, high = (int(n) for n in text.split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+def listener_port(taken: set[int] | None = None) -> int:
+    """A free port for a server to listen on, outside the ports the kernel gives outgoing
+    connections where the machine leaves room for that: a server that stops and starts its
+    listeners (a broker node joining a cluster, `stop_app` / `start_app`, a restart) finds its
+    port still free on a busy machine, where a client's connection may take any of those.
+    Never one of `taken`; the port is added to it."""
+    outgoing = _outgoing_ports()
+    if outgoing.start - 10000 >= 1000:
+        spare = range(10000, outgoing.start)
+    elif 65536 - outgoing.stop >= 1000:
+        spare = range(outgoing.stop, 65536)
+    else:
+        spare = range(1024, 65536)
+    taken = set() if taken is None else taken
+    while True:
+        port = random.choice(spare)
+        if port in taken:
+            continue
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            taken.add(port)
+            return port
+
+
 def _derived_port(port: int) -> int:
     """A port next to a configured one (RabbitMQ's convention), or any free one."""
     return port if port <= 65535 and not port_taken(port) else free_port()
@@ -215,11 +250,15 @@ class LocalServers:
             self.peers = [self._peer(k, used) for k in range(2, self.cluster + 1)]
 
     def _peer(self, k: int, used: set[int]) -> LocalServers:
-        """Node k's ports: next to this node's where free, never one another node was given."""
+        """Node k's ports: next to this node's where free, never one another node was given,
+        and never one the kernel gives outgoing connections (`listener_port`): joining the
+        cluster stops and starts the node's listeners, and on a busy machine a client's
+        connection took such a port in between (`eaddrinuse`: the node did not start)."""
+        outgoing = _outgoing_ports()
 
         def pick(port: int) -> int:
-            while port > 65535 or port in used or port_taken(port):
-                port = free_port()
+            if not 1024 <= port <= 65535 or port in outgoing or port in used or port_taken(port):
+                port = listener_port(used)
             used.add(port)
             return port
 

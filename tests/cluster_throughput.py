@@ -26,7 +26,7 @@ from pathlib import Path
 import aio_pika
 
 from shared import topology
-from shared.localservers import LocalServers, free_port
+from shared.localservers import LocalServers, listener_port
 
 BODY = b"x" * 1024
 
@@ -95,13 +95,14 @@ def _measure(urls: list[str], names: list[str], seconds: float) -> float:
 
 
 def _servers(home: Path, cluster: int) -> LocalServers:
+    ports: set[int] = set()
     return LocalServers(
         home,
-        amqp_port=free_port(),
-        mgmt_port=free_port(),
-        pg_port=free_port(),
-        prometheus_port=free_port(),
-        dist_port=free_port(),
+        amqp_port=listener_port(ports),
+        mgmt_port=listener_port(ports),
+        pg_port=listener_port(ports),
+        prometheus_port=listener_port(ports),
+        dist_port=listener_port(ports),
         node_name=f"flashsale-throughput-{cluster}-{home.name[-6:]}",
         cluster=cluster,
     )

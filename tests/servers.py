@@ -34,7 +34,7 @@ from shared.localservers import (
     PG_SUPERUSER,
     PG_SUPERUSER_PASSWORD,
     LocalServers,
-    free_port,
+    listener_port,
     pg_bin_dir,
 )
 
@@ -158,13 +158,14 @@ def local_servers(name: str = "test", cluster: int = 1) -> tuple[LocalServers, P
     (not started)."""
     home = Path(tempfile.mkdtemp(prefix=f"flashsale-{name}-"))
     os.chmod(home, 0o755)
+    ports: set[int] = set()  # each distinct; none the kernel gives outgoing connections
     servers = LocalServers(
         home,
-        amqp_port=free_port(),
-        mgmt_port=free_port(),
-        pg_port=free_port(),
-        prometheus_port=free_port(),
-        dist_port=free_port(),
+        amqp_port=listener_port(ports),
+        mgmt_port=listener_port(ports),
+        pg_port=listener_port(ports),
+        prometheus_port=listener_port(ports),
+        dist_port=listener_port(ports),
         node_name=f"flashsale-{name}-{os.getpid()}",
         owner_createdb=True,  # the migration tests make scratch databases
         cluster=cluster,
