@@ -35,16 +35,26 @@ async def _hold(
 
 
 async def test_200_parallel_holds_on_stock_10_give_exactly_10(
-    client: httpx.AsyncClient, engine: AsyncEngine
+    client: httpx.AsyncClient, engine: AsyncEngine, system: System
 ) -> None:
     product = await make_product(client, stock=10)
+    started = time.monotonic()
     answers = await asyncio.gather(*[_hold(client, product["id"]) for _ in range(200)])
+    took = time.monotonic() - started
     codes = sorted(r.status_code for r in answers)
-    assert codes.count(201) == 10 and codes.count(409) == 190, codes
+    assert set(codes) <= {201, 409}, codes
     assert all(r.json()["code"] == "insufficient_stock" for r in answers if r.status_code == 409)
+    await assert_stock_conserved(engine, product["id"])
+    expired = await count_holds(engine, product["id"], "expired")
+    if expired:
+        # A machine so busy that the 200 answers took longer than a hold lasts (5 s here)
+        # sells the units that came back again, never more than 10 at once (conserved above).
+        assert took > float(system.env()["FLASHSALE_HOLD_TTL_SECONDS"]), (took, expired)
+        assert codes.count(201) == expired + await count_holds(engine, product["id"], "active")
+        return
+    assert codes.count(201) == 10 and codes.count(409) == 190, codes
     assert (await client.get(f"/api/products/{product['id']}")).json()["available"] == 0
     assert await count_holds(engine, product["id"], "active") == 10
-    await assert_stock_conserved(engine, product["id"])
 
 
 async def test_five_parallel_holds_of_3_on_stock_10_never_oversell(
