@@ -13,8 +13,9 @@ from fastapi import APIRouter, FastAPI
 from prometheus_client import start_http_server
 
 from gateway import contract, docs, problems
+from gateway.availability import Streams
 from gateway.pages import ProductReads
-from gateway.routes import health, holds, orders, payments, products
+from gateway.routes import health, holds, orders, payments, products, stream
 from gateway.rpc import Requester
 from shared.bus import Bus
 from shared.db.session import make_engine
@@ -53,6 +54,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.requester = Requester(bus, settings)
         await app.state.requester.start()
         app.state.reads = ProductReads(engine, app.state.requester.snapshot)
+        app.state.streams = Streams(
+            app.state.requester.snapshot,
+            app.state.reads,
+            settings.max_streams,
+            settings.stream_heartbeat_seconds,
+        )
         # Everything made so far lives as long as the process: kept out of the collector's
         # full passes, which would otherwise walk it again and again under load.
         gc.collect()
@@ -61,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            app.state.streams.close()
             if metrics is not None:
                 await asyncio.to_thread(metrics.shutdown)
                 metrics.server_close()
@@ -94,7 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health_router.routes.extend(
             r for r in health.router.routes if getattr(r, "path", None) != "/metrics"
         )
-    for router in (health_router, products.router, holds.router, orders.router, payments.router):
+    routers = (health_router, products.router, stream.router, holds.router, orders.router)
+    for router in (*routers, payments.router):
         app.include_router(router)
     if settings.docs_served:
         docs.install(app)

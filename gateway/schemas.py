@@ -120,6 +120,30 @@ class ProductOut(BaseModel):
     )
 
 
+class AvailabilityOut(BaseModel):
+    """A product's availability: what a product page shows ("3 left", "sold out"), and the
+    `data` of each event of its availability stream."""
+
+    product_id: int = Field(description="The product's id.", examples=[1])
+    available: int = Field(
+        description="Units neither held nor ordered: what a hold may still take.", examples=[3]
+    )
+    stock_total: int = Field(
+        description="Units the product has ever had (created with, plus restocks).",
+        examples=[100],
+    )
+    sold_out: bool = Field(description="`available` is 0.", examples=[False])
+    version: int = Field(
+        description="Committed changes of this product's stock so far: a larger version is "
+        "newer (the event's `id`).",
+        examples=[97],
+    )
+    as_of: datetime = Field(
+        description="The availability was current at this instant.",
+        examples=["2030-11-21T10:00:01.250000Z"],
+    )
+
+
 class ProductIn(Strict):
     """A new product: all of its stock is available at once."""
 

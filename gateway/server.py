@@ -9,8 +9,11 @@ requests being answered at once per process (at most `max_in_flight`, lowered wh
 take longer than `in_flight_target_ms`: see gateway.shedding): one more is answered 429
 `overloaded` with Retry-After at once, without reaching the application, so that a flood is shed
 early and cheap instead of queueing (health and metrics are never shed); that connection is not
-read again before the delay it was given. Hold, order and webhook answers get
-`Cache-Control: no-store`; every answer gets `X-Content-Type-Options: nosniff` (a default
+read again before the delay it was given. An availability stream (`Accept: text/event-stream`
+on `/api/products/{id}/availability/stream`) is a request that lasts: it is neither shed nor
+counted in flight (its route bounds the streams per process), and it is told to end when the
+server shuts down (the CLOSING event in its scope's extensions). Hold, order and webhook answers
+get `Cache-Control: no-store`; every answer gets `X-Content-Type-Options: nosniff` (a default
 header of the server, set in gateway/main.py).
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
 from typing import Any, ClassVar, Protocol
 
 import httptools
@@ -43,6 +47,11 @@ NO_STORE_PATHS = ("/api/holds", "/api/orders", "/api/payments/webhook")
 NO_STORE = (b"cache-control", b"no-store")
 #: Never shed: an operator must see a flooded gateway.
 NEVER_SHED = (b"/healthz", b"/readyz", b"/metrics")
+#: `/api/products/{id}/availability/stream`, asked for as events: lasts while its client listens.
+STREAM_PREFIX, STREAM_SUFFIX = "/api/products/", "/availability/stream"
+EVENT_STREAM = b"text/event-stream"
+#: The scope extension of a stream: an asyncio.Event set when the server shuts down.
+CLOSING = "flashsale.closing"
 #: How long a shed client is asked to wait: Retry-After in seconds (HTTP's unit) and, finer,
 #: Retry-After-Ms (and `retry_after_ms` in the body) in milliseconds.
 SHED_RETRY_AFTER_MS = 200
@@ -58,6 +67,21 @@ def in_flight() -> int:
 
 def _done(_: object) -> None:
     _in_flight[0] -= 1
+
+
+def wants_events(accept: bytes | None) -> bool:
+    """Whether an Accept header names `text/event-stream` (a browser's EventSource does)."""
+    if not accept:
+        return False
+    ranges = (r.partition(b";")[0].strip().lower() for r in accept.split(b","))
+    return EVENT_STREAM in ranges
+
+
+def is_stream(path: str, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether a request is an availability stream: its path, and events asked for."""
+    if not (path.startswith(STREAM_PREFIX) and path.endswith(STREAM_SUFFIX)):
+        return False
+    return wants_events(next((v for n, v in headers if n == b"accept"), None))
 
 
 def _tick(loop: asyncio.AbstractEventLoop, bound: InFlightBound) -> None:
@@ -153,6 +177,7 @@ class FrontDoorProtocol(HttpToolsProtocol):
         self._shedding = False  # the current request was answered 429 before the application
         self._answered = False  # the current request was answered from memory (at once)
         self._began = 0.0  # when the request being answered was let in (0: none counted)
+        self._closing: asyncio.Event | None = None  # set: the stream being answered must end
 
     @classmethod
     def for_settings(
@@ -188,6 +213,8 @@ class FrontDoorProtocol(HttpToolsProtocol):
         if self._deferred is not None:  # a body still arriving: no answer was started
             self.transport.close()
             return
+        if self._closing is not None:
+            self._closing.set()  # the stream ends its answer; keep-alive is off (below)
         super().shutdown()
 
     def data_received(self, data: bytes) -> None:
@@ -261,6 +288,7 @@ class FrontDoorProtocol(HttpToolsProtocol):
             _in_flight[0] >= self.bound.limit
             and not self._busy()  # a pipelined request waits its turn (answers stay in order)
             and not self.url.startswith(NEVER_SHED)
+            and not is_stream(self.url.partition(b"?")[0].decode("latin-1"), self.headers)
         ):
             _SHED.inc()
             self.bound.shed()
@@ -348,6 +376,14 @@ class FrontDoorProtocol(HttpToolsProtocol):
 
     def _start(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         self._active = cycle
+        if is_stream(cycle.scope["path"], cycle.scope["headers"]):
+            self._closing = asyncio.Event()
+            extensions: dict[str, Any] = cycle.scope.setdefault("extensions", {})
+            extensions[CLOSING] = self._closing
+            task = self.loop.create_task(cycle.run_asgi(app))
+            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(task)
+            return
         # Counted from now until its task is done, whatever ends it (even a cancel before it
         # ran): a burst parsed in one loop turn is bounded as well.
         _in_flight[0] += 1
@@ -364,6 +400,7 @@ class FrontDoorProtocol(HttpToolsProtocol):
         if self._began:
             self.bound.answered(self.loop.time() - self._began)
             self._began = 0.0
+        self._closing = None
         super().on_response_complete()
         if self._reading_headers and not self.transport.is_closing():
             self._headers_owed()

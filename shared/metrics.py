@@ -53,6 +53,10 @@ IN_FLIGHT_BOUND = Gauge(
     "Requests this gateway process lets in at once now (FLASHSALE_MAX_IN_FLIGHT at most; lower "
     "while its answers take longer than FLASHSALE_IN_FLIGHT_TARGET_MS).",
 )
+AVAILABILITY_STREAMS = Gauge(
+    "flashsale_gateway_availability_streams",
+    "Availability streams this gateway process serves now (FLASHSALE_MAX_STREAMS at most).",
+)
 GATEWAY_HOLDS_REFUSED = Counter(
     "flashsale_gateway_holds_refused",
     "Holds a gateway answered as refused, by source (snapshot: its stock levels, worker: the "

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     #: What a request let in may take to be answered: while answers take longer, a gateway
     #: process lets fewer in at once (see gateway/shedding.py); 0: always `max_in_flight`.
     in_flight_target_ms: float = Field(default=250, ge=0)
+    #: Availability streams one gateway process serves at once (one more: 429 `overloaded`),
+    #: and how long a stream may go without a byte (a comment line is sent then).
+    max_streams: int = Field(default=1000, ge=1)
+    stream_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
     #: Addresses of the reverse proxies whose X-Forwarded-For/-Proto the gateway believes
     #: (comma-separated, `*` for any); none by default: the peer address is the client's.
     forwarded_allow_ips: str = ""
