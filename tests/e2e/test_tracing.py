@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness import System
+from tests.harness import System, isolated_system
 from tests.helpers import ADMIN
 from tests.otlp import OtlpReceiver, ReceivedSpan
 from tests.servers import ServerSet
@@ -23,15 +23,14 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def traced(servers: ServerSet) -> Iterator[tuple[System, OtlpReceiver]]:
-    """A gateway and the inventory and orders workers, tracing to the receiver."""
+    """A gateway and the inventory and orders workers, tracing to the receiver, on a virtual
+    host of their own: on the session's, the session's untraced workers, started first, are
+    the single active consumers of the same queues and these would be standbys."""
     with OtlpReceiver() as otlp:
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
-        system = System.on(servers, workers={"inventory": 1, "orders": 1}, overrides=env)
-        system.start()
-        try:
+        workers = {"inventory": 1, "orders": 1}
+        with isolated_system(servers, workers=workers, overrides=env) as (system, _, _):
             yield system, otlp
-        finally:
-            system.stop()
 
 
 def _one(spans: list[ReceivedSpan], service: str, kind: str, name: str) -> ReceivedSpan:
