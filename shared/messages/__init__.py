@@ -27,8 +27,9 @@ from shared.messages.replies import (
 from shared.messages.restock import Restock
 from shared.messages.stock_levels import Level, StockLevels
 
-#: Everything an inventory partition queue may carry.
-InventoryCommand = Annotated[
+#: Everything an inventory partition queue may carry (what the partition decides, one by one, is
+#: workers.inventory.model.InventoryCommand: the envelopes unpacked).
+PartitionMessage = Annotated[
     PlaceHold | PlaceHolds | ExpireHold | ExpireHolds | Restock | ReleaseOrderStock | ExpireOrder,
     Field(discriminator="type"),
 ]
@@ -45,7 +46,7 @@ __all__ = [
     "HoldsDecided",
     "Level",
     "MAX_HOLDS_PER_MESSAGE",
-    "InventoryCommand",
+    "PartitionMessage",
     "Message",
     "OrderCancelled",
     "OrderCreated",

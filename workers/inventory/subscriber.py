@@ -18,9 +18,9 @@ from shared.messages import (
     ExpireHolds,
     HoldRefused,
     HoldsDecided,
-    InventoryCommand,
     Level,
     Message,
+    PartitionMessage,
     PlaceHolds,
     StockLevels,
     utcnow,
@@ -124,7 +124,7 @@ def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> 
         description="Holds (one by one or in envelopes from each gateway), expiries, restocks "
         "and order releases of this partition's products.",
     )
-    async def on_command(command: InventoryCommand, message: RabbitMessage) -> Message | None:
+    async def on_command(command: PartitionMessage, message: RabbitMessage) -> Message | None:
         command = _without_empty_keys(command)
 
         delivery = message.raw_message.delivery_tag or 0
@@ -151,7 +151,7 @@ def _reply_of(result: domain.Decision | BaseException) -> Message | None:
     return HoldRefused(reason="product_undecidable")
 
 
-def _without_empty_keys(command: InventoryCommand) -> InventoryCommand:
+def _without_empty_keys(command: PartitionMessage) -> PartitionMessage:
     """One meaning of "no key" down to the SQL: an empty Idempotency-Key is none."""
     if isinstance(command, PlaceHolds) and any(h.idempotency_key == "" for h in command.holds):
         holds = [
