@@ -156,7 +156,7 @@ class FrontDoorProtocol(HttpToolsProtocol):
     max_connections: ClassVar[int] = 4096
     max_in_flight: ClassVar[int] = 256
     #: the process's in-flight bound (one per process: its connections share it)
-    bound: ClassVar[InFlightBound] = InFlightBound(256, 0.25)
+    bound: ClassVar[InFlightBound] = InFlightBound(256, 0.5)
     #: what answers a GET from memory, if anything (see `_answer_at_once`)
     at_once: ClassVar[AtOnce | None] = None
 

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(default=256, ge=1)
     #: What a request let in may take to be answered: while answers take longer, a gateway
     #: process lets fewer in at once (see gateway/shedding.py); 0: always `max_in_flight`.
-    in_flight_target_ms: float = Field(default=250, ge=0)
+    in_flight_target_ms: float = Field(default=500, ge=0)
     #: Availability streams one gateway process serves at once (one more: 429 `overloaded`),
     #: and how long a stream may go without a byte (a comment line is sent then).
     max_streams: int = Field(default=1000, ge=1)

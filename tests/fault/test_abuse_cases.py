@@ -26,6 +26,7 @@ async def steady(client: httpx.AsyncClient, system: System) -> AsyncIterator[Ste
     """Shoppers on a product of their own while a test misbehaves."""
     product = await make_product(client, stock=1_000_000)
     async with SteadyLoad(system.base_url, product["id"], shoppers=3) as load:
+        await load.serving()  # a cold gateway's first answers may take a while
         yield load
 
 

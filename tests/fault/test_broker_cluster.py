@@ -32,6 +32,7 @@ from shared.db.migrate import upgrade
 from shared.db.tables import holds, orders, payment_events
 from shared.localservers import AMQP_PASSWORD, AMQP_PASSWORDS, AMQP_USER, LocalServers, pid_alive
 from shared.settings import PROJECT_ROOT
+from tests.fault.throwaway import discard
 from tests.harness import System, wait_for
 from tests.helpers import assert_stock_conserved, make_product, signed
 from tests.servers import local_servers, remove_tree
@@ -53,7 +54,7 @@ def cluster() -> Iterator[LocalServers]:
         upgrade(servers.owner_database_url)
         yield servers
     finally:
-        servers.stop()
+        discard(servers)
         remove_tree(home)
 
 
@@ -72,6 +73,23 @@ def cluster_system(cluster: LocalServers) -> Iterator[System]:
         yield system.start()
     finally:
         system.stop()
+
+
+@pytest.fixture(autouse=True)
+async def whole(cluster: LocalServers, cluster_system: System) -> None:
+    """Before each test, the cluster and the system whole: every node running with every
+    partition on all three, and two inventory workers. A test that kills a node or workers
+    leaves the repair to the next test, if there is one (nobody waits for a rejoin no test
+    needs)."""
+    down = [node for node in cluster.nodes if node.rabbit_pid() is None]
+    for node in down:
+        await asyncio.to_thread(node.start_rabbit, 90, False)
+    for queue in topology.partition_queues(PARTITIONS) if down else []:
+        await wait_for(lambda q=queue.name: _fully_replicated(cluster, q), timeout=90, interval=1)
+    alive = [n for n, p in cluster_system.procs.items() if n.startswith("inventory") and p.alive()]
+    for _ in range(2 - len(alive)):
+        cluster_system.add("inventory")
+    await asyncio.to_thread(cluster_system.wait_workers)
 
 
 @pytest.fixture
@@ -410,75 +428,66 @@ async def test_workers_whose_broker_node_is_killed_move_to_a_live_node_and_consu
     cluster: LocalServers, cluster_system: System, owner_engine: AsyncEngine
 ) -> None:
     report: dict[str, Any] = {}
-    killed: LocalServers | None = None
-    replaced = 0
-    try:
-        async with _steady_load(cluster_system) as (load, products):
-            partition = topology.product_routing_key(products[0]["id"], PARTITIONS)
+    # the node and the workers killed here are brought back by `whole` (for the next test)
+    async with _steady_load(cluster_system) as (load, products):
+        partition = topology.product_routing_key(products[0]["id"], PARTITIONS)
 
-            async def shown_active() -> int | None:  # the broker's view lags by its stats
-                consumers = await asyncio.to_thread(_consumers, cluster)
-                return next((pid for pid, c in consumers.items() if partition in c.active), None)
+        async def shown_active() -> int | None:  # the broker's view lags by its stats
+            consumers = await asyncio.to_thread(_consumers, cluster)
+            return next((pid for pid, c in consumers.items() if partition in c.active), None)
 
-            # the worker active on the hot partition, and every worker consumer on its node
-            active = await wait_for(shown_active, timeout=30, interval=0.5)
-            before = await asyncio.to_thread(_consumers, cluster)
-            killed = _node_named(cluster, before[active].node)
-            moving = {pid: c for pid, c in before.items() if c.node == killed.node}
-            report = {
-                "partition": partition,
-                "killed": killed.node,
-                "workers_on_it": sorted(f"{c.kind}-{pid}" for pid, c in moving.items()),
-            }
-            killed_at, killed_wall = time.monotonic(), datetime.now(UTC)
-            await asyncio.to_thread(_kill9, killed)
+        # the worker active on the hot partition, and every worker consumer on its node
+        active = await wait_for(shown_active, timeout=30, interval=0.5)
+        before = await asyncio.to_thread(_consumers, cluster)
+        killed = _node_named(cluster, before[active].node)
+        moving = {pid: c for pid, c in before.items() if c.node == killed.node}
+        report = {
+            "partition": partition,
+            "killed": killed.node,
+            "workers_on_it": sorted(f"{c.kind}-{pid}" for pid, c in moving.items()),
+        }
+        killed_at, killed_wall = time.monotonic(), datetime.now(UTC)
+        await asyncio.to_thread(_kill9, killed)
 
-            seen: dict[str, float] = {}  # worker → when the broker showed it moved
+        seen: dict[str, float] = {}  # worker → when the broker showed it moved
 
-            async def moved() -> bool:
-                now = await asyncio.to_thread(_consumers, cluster)
-                for pid, c in moving.items():
-                    there = now.get(pid)
-                    if there and there.node != killed.node and there.queues == c.queues:
-                        seen.setdefault(f"{c.kind}-{pid}", round(time.monotonic() - killed_at, 2))
-                return len(seen) == len(moving)
+        async def moved() -> bool:
+            now = await asyncio.to_thread(_consumers, cluster)
+            for pid, c in moving.items():
+                there = now.get(pid)
+                if there and there.node != killed.node and there.queues == c.queues:
+                    seen.setdefault(f"{c.kind}-{pid}", round(time.monotonic() - killed_at, 2))
+            return len(seen) == len(moving)
 
-            # each one on a live node, consuming every queue it consumed before
-            await wait_for(moved, timeout=30, interval=0.25)
-            report["shown_moved_after_s"] = seen
-            # and when each one had its connection, channels and consumers back (its own log)
-            report["restored_after_s"] = _restored(cluster_system, moving, killed_wall)
-            await asyncio.sleep(max(0.0, killed_at + RECOVERY_BOUND_SECONDS + 2 - time.monotonic()))
-            report["kill_9"] = load.window(killed_at)
+        # each one on a live node, consuming every queue it consumed before
+        await wait_for(moved, timeout=30, interval=0.25)
+        report["shown_moved_after_s"] = seen
+        # and when each one had its connection, channels and consumers back (its own log)
+        report["restored_after_s"] = _restored(cluster_system, moving, killed_wall)
+        await asyncio.sleep(max(0.0, killed_at + RECOVERY_BOUND_SECONDS + 2 - time.monotonic()))
+        report["kill_9"] = load.window(killed_at)
 
-            # it decides its partition itself once the other inventory workers are gone
-            for name, proc in list(cluster_system.procs.items()):
-                if name.startswith("inventory") and proc.pid != active:
-                    cluster_system.kill9(name)
-                    replaced += 1
-            alone_at = time.monotonic()
+        # it decides its partition itself once the other inventory workers are gone
+        for name, proc in list(cluster_system.procs.items()):
+            if name.startswith("inventory") and proc.pid != active:
+                cluster_system.kill9(name)
+        alone_at = time.monotonic()
 
-            def placed_alone() -> list[Answer]:
-                return [
-                    a
-                    for a in load.answers
-                    if a.what == "hold" and a.status == 201 and a.sent > alone_at
-                    if a.body.get("product_id") == products[0]["id"]
-                ]
+        def placed_alone() -> list[Answer]:
+            return [
+                a
+                for a in load.answers
+                if a.what == "hold" and a.status == 201 and a.sent > alone_at
+                if a.body.get("product_id") == products[0]["id"]
+            ]
 
-            async def decides_alone() -> bool:
-                return bool(placed_alone()) and await shown_active() == active
+        async def decides_alone() -> bool:
+            return bool(placed_alone()) and await shown_active() == active
 
-            await wait_for(decides_alone, timeout=15, interval=0.25)
-            report["alone_first_hold_201_after_s"] = round(
-                min(a.done for a in placed_alone()) - alone_at, 3
-            )
-    finally:
-        if killed is not None:  # the cluster and the system whole again for other tests
-            await asyncio.to_thread(killed.start_rabbit, 90, False)
-            await wait_for(lambda: _fully_replicated(cluster, partition), timeout=90, interval=1)
-        for _ in range(replaced):
-            cluster_system.add("inventory")
+        await wait_for(decides_alone, timeout=15, interval=0.25)
+        report["alone_first_hold_201_after_s"] = round(
+            min(a.done for a in placed_alone()) - alone_at, 3
+        )
     _write_report(REPORT_WORKERS, report, load.answers)
 
     assert set(report["restored_after_s"]) == set(seen), report

@@ -4,6 +4,7 @@ SIGKILL, each under steady load, on a system of their own (its own virtual host)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -33,13 +34,41 @@ GATEWAY_KILL_BOUND = 1.0
 @pytest.fixture(scope="module")
 def lab(servers: ServerSet) -> Iterator[System]:
     """Two gateway processes on one port, two inventory workers, orders and payments; holds
-    answered 503 after 2 s without a decision, so a failure window is measured finely."""
-    overrides = {"FLASHSALE_REQUEST_TIMEOUT_SECONDS": "2", "FLASHSALE_HOLD_TTL_SECONDS": "5"}
+    answered 503 after 2 s without a decision, so a failure window is measured finely. The
+    sweep runs, as it does in production: a worker stopped between a commit and the publish of
+    that batch's expiry leaves holds that only the sweep expires (without it here, they were
+    expired only when another system's sweep happened to run in the same session)."""
+    overrides = {
+        "FLASHSALE_REQUEST_TIMEOUT_SECONDS": "2",
+        "FLASHSALE_HOLD_TTL_SECONDS": "5",
+        "FLASHSALE_SWEEP_INTERVAL_SECONDS": "1",
+    }
     workers = {"inventory": 2, "orders": 1, "payments": 1}
     with isolated_system(servers, workers=workers, overrides=overrides) as (system, _, _):
-        system.add("gateway")  # the second process on the same port (SO_REUSEPORT)
-        system.wait_ready()
+        # the second process on the same port (SO_REUSEPORT); the port answers while it still
+        # starts, and a client that connected meanwhile (wrk's 2,000) never reaches it
+        system.add("gateway")
+        _both_listening(system)
         yield system
+
+
+def _listeners(port: int) -> int:
+    """Sockets listening on `port` (with SO_REUSEPORT, one per process)."""
+    found = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in f.read().splitlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                found += state == "0A" and int(local.rsplit(":", 1)[1], 16) == port  # LISTEN
+    return found
+
+
+def _both_listening(system: System, timeout: float = 60) -> None:
+    """Until both gateway processes listen on the shared port."""
+    deadline = time.monotonic() + timeout
+    while _listeners(system.http_port) < 2:
+        assert time.monotonic() < deadline, "the second gateway process did not start"
+        time.sleep(0.1)
 
 
 async def _product(lab: System) -> int:
@@ -55,7 +84,7 @@ async def test_a_hung_inventory_consumer_loses_its_partition_within_ten_seconds(
     vhost = urllib.parse.unquote(urllib.parse.urlsplit(lab.amqp_url).path[1:])
     victim = _active_inventory_pid(servers, partition, vhost=vhost)
     async with SteadyLoad(lab.base_url, product_id) as load:
-        await asyncio.sleep(2)
+        await load.serving()
         os.kill(victim, signal.SIGSTOP)
         stopped = time.monotonic()
         try:
@@ -67,7 +96,7 @@ async def test_a_hung_inventory_consumer_loses_its_partition_within_ten_seconds(
 
             await wait_for(taken_over, timeout=30, interval=0.2)
             failover = min(a.started for a in load.successes_after(stopped + 0.5)) - stopped
-            await asyncio.sleep(2)  # steady again
+            await load.serving(since=time.monotonic())  # steady again
         finally:
             os.kill(victim, signal.SIGCONT)
     print(  # noqa: T201 (the figure, with -s)
@@ -89,12 +118,12 @@ async def test_a_gateway_killed_with_sigkill_costs_clients_under_a_second(
     gateways = [n for n in lab.procs if n.startswith("gateway")]
     assert len(gateways) == 2
     async with SteadyLoad(lab.base_url, product_id, shoppers=8) as load:
-        await asyncio.sleep(2)
+        await load.serving()
         lab.kill9(gateways[0])
         killed = time.monotonic()
         lab.add("gateway")  # as the supervisor does, at once (shared.cli.supervisor)
-        await asyncio.sleep(3)
-        lab.wait_ready()
+        await asyncio.to_thread(_both_listening, lab)
+        await load.serving(since=killed + GATEWAY_KILL_BOUND)
     failed = load.failures()
     print(  # noqa: T201 (the figure, with -s)
         f"gateway kill: {len(failed)} failed requests within {load.failed_seconds():.3f} s"
@@ -107,34 +136,46 @@ async def test_a_gateway_killed_with_sigkill_costs_clients_under_a_second(
 
 
 FLOOD_CONNECTIONS = 2000
-#: The issue's target is 1 s; measured on the shared 2-core machine (wrk, both gateway
-#: processes, the workers, RabbitMQ and PostgreSQL on it): p50 0.1-0.26 s, p99 2.2-2.6 s
-#: (before shedding: p50 4.2 s, p99 6.1 s). The bound leaves room for a loaded machine.
-FLOOD_P99_MS = 4000.0
+FLOOD_SECONDS = 6
+#: The issue's bound: every answer of the flood (the 429s too) within a second at p99, and the
+#: holds let in at their normal latency. Measured on the shared 2-core machine (wrk, both
+#: gateway processes, the workers, RabbitMQ and PostgreSQL on it, load average 2-9): p99
+#: 0.45-0.80 s over 21 runs. It was 1.1-4 s while the second gateway process was still starting
+#: when wrk opened its connections (all 2,000 went to one process).
+FLOOD_P99_MS = 1000.0
+NORMAL_HOLD_SECONDS = 1.0
 
 
-async def test_a_flood_of_connections_is_shed_early_and_answered_within_four_seconds(
+async def test_a_flood_of_connections_is_shed_early_and_answered_within_a_second(
     lab: System, engine: AsyncEngine
 ) -> None:
+    assert _listeners(lab.http_port) == 2  # the flood meets both processes
     product_id = await _product(lab)
     async with SteadyLoad(lab.base_url, product_id) as load:
-        await asyncio.sleep(1)
+        await load.serving()
         flood = asyncio.to_thread(
-            wrk.drive, lab.base_url, [product_id], FLOOD_CONNECTIONS, 6, count_statuses=True
+            wrk.drive,
+            lab.base_url,
+            [product_id],
+            FLOOD_CONNECTIONS,
+            FLOOD_SECONDS,
+            count_statuses=True,
         )
+        flood_started = time.monotonic()
         during = asyncio.create_task(flood)
-        await asyncio.sleep(3)
+        await asyncio.sleep(FLOOD_SECONDS / 2)
         async with httpx.AsyncClient(base_url=lab.base_url, timeout=10) as c:
             started = time.monotonic()
             health = await c.get("/healthz")
             health_seconds = time.monotonic() - started
         run = await during
     p99 = run.latency_ms(99)
-    flood_started = started - 3
     placed = sorted(
         a.ended - a.started
         for a in load.answers
-        if a.route == "hold" and a.status == 201 and flood_started < a.started < started + 3
+        if a.route == "hold"
+        and a.status == 201
+        and flood_started < a.started < flood_started + FLOOD_SECONDS
     )
     print(  # noqa: T201 (the figure, with -s)
         f"flood of {FLOOD_CONNECTIONS} connections: {run.requests} answers, p50 "
@@ -144,6 +185,8 @@ async def test_a_flood_of_connections_is_shed_early_and_answered_within_four_sec
     )
     assert health.status_code == 200 and health_seconds < 5.0  # up (measured by a busy client)
     assert p99 is not None and p99 < FLOOD_P99_MS
+    # the steady shoppers' holds let in meanwhile: nine in ten at their normal latency
+    assert placed and placed[int(len(placed) * 0.9)] < NORMAL_HOLD_SECONDS, placed
     # 503: a hold let in but not decided within this lab's 2 s (honest, with Retry-After)
     assert set(run.statuses) <= {201, 429, 503}, run.statuses
     assert run.statuses.get(201, 0) > 0 and run.statuses.get(429, 0) > 0  # shed, still selling

@@ -25,6 +25,7 @@ from shared.localservers import (
 )
 from tests import servers as sources
 from tests.fault.load import SteadyLoad, assert_nothing_lost_doubled_oversold_or_stuck
+from tests.fault.throwaway import discard
 from tests.harness import System, wait_for
 from tests.helpers import make_product
 
@@ -46,7 +47,7 @@ def own() -> Iterator[sources.ServerSet]:
 
     def stop() -> None:
         try:
-            local.stop()
+            discard(local)
         finally:
             shutil.rmtree(home, ignore_errors=True)
 
@@ -104,7 +105,7 @@ async def _outage(
     async with httpx.AsyncClient(base_url=system.base_url, timeout=30) as c:
         product = await make_product(c, stock=1_000_000)
     async with SteadyLoad(system.base_url, product["id"]) as load:
-        await asyncio.sleep(2)
+        await load.serving()
         await asyncio.to_thread(stop)  # type: ignore[arg-type]
         await asyncio.sleep(OUTAGE_SECONDS)
         await asyncio.to_thread(start)  # type: ignore[arg-type]
@@ -115,7 +116,7 @@ async def _outage(
 
         await wait_for(placing_again, timeout=RECOVERY_BOUND + 15, interval=0.2)
         recovery = min(a.ended for a in load.successes_after(back)) - back
-        await asyncio.sleep(2)
+        await load.serving(since=back, timeout=RECOVERY_BOUND + 15)  # every route again
     load.assert_honest_answers()
     assert not [a for a in load.failures() if a.status != 503], "only 503s, no lost connection"
     await assert_nothing_lost_doubled_oversold_or_stuck(engine, load, stuck_within=60)
