@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from shared.cli.main import app
+from cli.main import app
 from shared.settings import get_settings
 
 

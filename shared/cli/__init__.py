@@ -1,0 +1,1 @@
+"""The old place of the `flashsale` command, which lives in the top-level `cli` package now."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.cli.exits import ExitCode
+from cli.exits import ExitCode
 from shared.localservers import free_port
 from tests.cli import invoke
 

@@ -66,7 +66,7 @@ class Launch:
         return [
             sys.executable,
             "-m",
-            "shared.cli.main",
+            "cli.main",
             *cmd,
             "--home",
             str(self.home),
@@ -185,7 +185,7 @@ def test_up_says_so_when_the_gateway_port_is_taken(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "shared.cli.main",
+                "cli.main",
                 "up",
                 "--home",
                 str(tmp_path),

@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from shared.cli.exits import ExitCode
+from cli.exits import ExitCode
 from tests.cli import invoke
 from tests.harness import WEBHOOK_SECRETS, System, wait_for
 from tests.helpers import make_product

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from cli.asyncapi import document, specification
 from shared import topology
 from shared.settings import PROJECT_ROOT, Settings
-from workers.asyncapi import document, specification
 
 pytestmark = pytest.mark.unit
 

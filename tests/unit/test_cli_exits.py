@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.cli.exits import ExitCode, Refused, Unreachable, classify, masked
+from cli.exits import ExitCode, Refused, Unreachable, classify, masked
 
 pytestmark = pytest.mark.unit
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from shared.cli.exits import ExitCode
-from shared.cli.main import app
+from cli.exits import ExitCode
+from cli.main import app
 from shared.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli.requests_http import collection
+from cli.requests_http import collection
 from shared.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
@@ -29,7 +29,7 @@ def _requests(text: str) -> dict[str, str]:
 def test_the_committed_collection_is_what_the_generator_makes_of_the_committed_openapi() -> None:
     committed = (DOCS / "requests.http").read_text()
     assert committed == collection(_openapi()), (
-        "docs/requests.http is stale: run `./dev docs` (or `python -m shared.cli.requests_http`)"
+        "docs/requests.http is stale: run `./dev docs` (or `python -m cli.requests_http`)"
     )
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli.sim_report import figures, live_view, percentile, plot
-from shared.cli.sim_shoppers import Answer, Recorder, parse_mix
+from cli.sim_report import figures, live_view, percentile, plot
+from cli.sim_shoppers import Answer, Recorder, parse_mix
 
 pytestmark = pytest.mark.unit
 

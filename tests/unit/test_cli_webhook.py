@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from shared.cli.main import app
+from cli.main import app
 from shared.signature import InvalidSignature, verify
 
 pytestmark = pytest.mark.unit

@@ -1,10 +1,11 @@
 """Arrows point down: the entrypoints depend on the domain and the adapters, never the reverse.
 
-Layers, top to bottom: the command line (`shared.cli`) and the docs generator
-(`workers.asyncapi`), which may import anything; the gateway and each worker, which import only
-`shared` and themselves (never each other: what both sides need, such as signature checking, the
-contracts and the topology, lives in `shared`); and `shared`, which imports neither. Every
-`import` counts, at the top of a module or inside a function.
+Layers, top to bottom: the entrypoint package `cli` (the `flashsale` command, the launcher and
+its supervisor, the AsyncAPI generator), which may import anything and which nothing imports;
+the gateway and each worker, which import only `shared` and themselves (never each other: what
+both sides need, such as signature checking, the contracts and the topology, lives in `shared`);
+and `shared`, which imports neither. Every `import` counts, at the top of a module or inside a
+function.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from shared.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
 
-PACKAGES = ("gateway", "workers", "shared")
+PACKAGES = ("cli", "gateway", "workers", "shared")
 #: Entrypoints above every layer: they may import whatever they put together.
-TOP = ("shared.cli", "workers.asyncapi")
+TOP = ("cli",)
+#: An old module path kept for callers not yet moved (the fault tests run `python -m
+#: shared.cli.main`): it may import the one module it re-exports, and nothing else from above.
+OLD_PLACES = {"shared.cli.main": "cli.main"}
 WORKERS = ("workers.inventory", "workers.orders", "workers.payments")
 
 
@@ -48,7 +52,9 @@ def _within(module: str, *packages: str) -> bool:
 
 
 def _allowed(importer: str, imported: str) -> bool:
-    if _within(importer, *TOP) or not _within(imported, "gateway", "workers", "shared", "tests"):
+    if _within(importer, *TOP) or not _within(imported, *PACKAGES, "tests"):
+        return True
+    if OLD_PLACES.get(importer) == imported:
         return True
     if _within(imported, "tests") or _within(imported, *TOP):
         return False  # nothing in the product imports the tests or an entrypoint
@@ -76,7 +82,11 @@ def test_the_rule_sees_an_arrow_that_points_up() -> None:
     assert not _allowed("gateway.routes.payments", "workers.payments.domain")
     assert not _allowed("workers.orders.handlers", "workers.inventory.store")
     assert not _allowed("workers.inventory.store", "gateway.snapshot")
-    assert not _allowed("gateway.app", "shared.cli.main")
-    assert _allowed("shared.cli.main", "gateway.app")
+    assert not _allowed("gateway.app", "cli.main")
+    assert not _allowed("shared.roles", "cli.launcher")
+    assert not _allowed("workers.inventory.main", "cli.asyncapi")
+    assert not _allowed("shared.cli.main", "cli.launcher")
+    assert _allowed("cli.main", "gateway.app")
+    assert _allowed("cli.asyncapi", "workers.orders.subscriber")
     assert _allowed("workers.orders.handlers", "shared.db.tables")
     assert sum(1 for _ in _imports()) > 100  # it reads the code

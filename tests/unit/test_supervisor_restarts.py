@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli.supervisor import Child, Supervisor, restart_delay
+from cli.supervisor import Child, Supervisor, restart_delay
 
 pytestmark = pytest.mark.unit
 

@@ -19,7 +19,7 @@ import typer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.cli import ops
+from cli import ops
 from shared.messages import utcnow
 from shared.settings import get_settings
 

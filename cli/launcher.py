@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from cli.supervisor import Child, Supervisor
 from shared import roles
-from shared.cli.supervisor import Child, Supervisor
 from shared.db.migrate import upgrade
 from shared.db.session import make_engine
 from shared.demo import seed

@@ -231,6 +231,6 @@ def write(openapi_path: Path, out: Path) -> None:
     out.write_text(collection(json.loads(openapi_path.read_text())))
 
 
-if __name__ == "__main__":  # python -m shared.cli.requests_http: from docs/openapi.json alone
+if __name__ == "__main__":  # python -m cli.requests_http: from docs/openapi.json alone
     write(Path("docs/openapi.json"), Path("docs/requests.http"))
     print("wrote docs/requests.http")

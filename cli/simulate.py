@@ -15,10 +15,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from shared.cli import conservation, sim_report
-from shared.cli.exits import ExitCode, Refused, Unreachable
-from shared.cli.sim_shoppers import DEFAULT_MIX, Recorder, Sale, crowd, parse_mix, sample_stock
-from shared.cli.webhook import DEFAULT_BASE_URL, BaseUrl, Secret
+from cli import conservation, sim_report
+from cli.exits import ExitCode, Refused, Unreachable
+from cli.sim_shoppers import DEFAULT_MIX, Recorder, Sale, crowd, parse_mix, sample_stock
+from cli.webhook import DEFAULT_BASE_URL, BaseUrl, Secret
 from shared.settings import get_settings
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from shared.cli.exits import ExitCode, Unreachable
+from cli.exits import ExitCode, Unreachable
 from shared.signature import sign
 
 WEBHOOK_PATH = "/api/payments/webhook"

@@ -203,7 +203,7 @@ async def dlq_replay(settings: Settings, queue: str | None, limit: int) -> int:
 
 def asyncapi_document() -> dict[str, Any]:
     """FastStream's AsyncAPI document of every channel and message, in name order."""
-    from workers.asyncapi import document
+    from cli.asyncapi import document
 
     return document()
 

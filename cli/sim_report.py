@@ -10,7 +10,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from shared.cli.sim_shoppers import Answer, Recorder
+from cli.sim_shoppers import Answer, Recorder
 
 #: Answer outcomes drawn in the answers/s plot, in this order.
 PLOTTED = (

@@ -1,7 +1,7 @@
 """FastStream's AsyncAPI document of the whole pipeline: every channel and message.
 
 `flashsale docs` writes `document()` to docs/asyncapi.json (and the gateway's OpenAPI beside it);
-`faststream docs serve workers.asyncapi:specification` serves it too.
+`faststream docs serve cli.asyncapi:specification` serves it too.
 """
 
 from __future__ import annotations

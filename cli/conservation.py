@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.cli import ops
+from cli import ops
 from shared.db.audit import ProductLedger
 from shared.settings import Settings
 
