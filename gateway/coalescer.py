@@ -72,6 +72,11 @@ class HoldCoalescer:
 
     async def place(self, cmd: PlaceHold, routing_key: str) -> HoldReply:
         """Queue a hold for its partition and wait for its own reply."""
+        return await self.submit(cmd, routing_key)
+
+    def submit(self, cmd: PlaceHold, routing_key: str) -> asyncio.Future[HoldReply]:
+        """Queue a hold for its partition: the future of its own reply (no task is made for
+        it; the HTTP server answers from the future's callback)."""
         p = self._partitions.get(routing_key)
         if p is None:
             p = self._partitions[routing_key] = _Partition()
@@ -84,7 +89,7 @@ class HoldCoalescer:
             self._flush(routing_key)
         elif p.timer is None:
             p.timer = loop.call_later(self.linger, self._flush, routing_key)
-        return await future
+        return future
 
     def _flush(self, routing_key: str) -> None:
         p = self._partitions[routing_key]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -71,9 +71,14 @@ _storefront_key = HTTPBearer(
 
 def storefronts_of(request: Request, settings: Settings) -> Storefronts:
     """The app's storefronts (keys and rate limits), made on first use."""
-    found: Storefronts | None = getattr(request.app.state, "storefronts", None)
+    return storefronts_in(request.app.state, settings)
+
+
+def storefronts_in(state: Any, settings: Settings) -> Storefronts:
+    """The storefronts kept in an app's state, made on first use."""
+    found: Storefronts | None = getattr(state, "storefronts", None)
     if found is None:
-        found = request.app.state.storefronts = Storefronts(settings)
+        found = state.storefronts = Storefronts(settings)
     return found
 
 

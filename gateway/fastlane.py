@@ -10,10 +10,16 @@ snapshot, the partition's decision) and the same answers. Anything else (another
 a key, a body the model refuses, a query string, an exact read asked for, a product the
 snapshot does not hold) goes on to the FastAPI route, so every other answer, the 4xx included,
 stays the route's.
+
+Both also have a shorter path still, taken by the HTTP server (gateway/server.py) without an
+ASGI cycle at all: `wire_page` for the page, `wire_hold` for the hold (queued for its
+partition from the protocol's callback, answered from its reply future's callback: no task,
+no scope for the app, no `send`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -22,12 +28,14 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from gateway.deps import authenticate, customer_throttle
+from gateway.deps import authenticate, customer_throttle, storefronts_in
 from gateway.pages import ProductReads, exact_asked, iso
 from gateway.problems import Problem, problem_response
-from gateway.routes.holds import new_hold
+from gateway.routes.holds import begin_hold, hold_result, new_hold
 from gateway.schemas import HoldIn
-from shared.messages import HoldPlaced
+from gateway.storefronts import throttle
+from shared import tracing
+from shared.messages import HoldPlaced, HoldReply
 from shared.metrics import PRODUCT_READS
 
 Scope = MutableMapping[str, Any]
@@ -41,6 +49,9 @@ PRODUCT_PATH = "/api/products/"
 PRODUCT_PATH_BYTES = PRODUCT_PATH.encode()
 MAX_BIGINT = 2**63 - 1
 PAGES_FROM_SNAPSHOT = PRODUCT_READS.labels("snapshot")
+INTERNAL_ERROR = Problem(500, "internal_error", "an unexpected error occurred")
+#: How the server is given a hold's answer: its status and the bytes after its own headers.
+Answer = Callable[[int, bytes], None]
 
 
 def bearer(value: bytes | None) -> str | None:
@@ -98,9 +109,9 @@ def _conditions(headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, bool]
     return if_none_match, bool(cache_control or pragma) and exact_asked(cache_control, pragma)
 
 
-async def _created(send: Send, reply: HoldPlaced) -> None:
-    """The 201 of a placed hold, as HoldOut writes it, without building a model and a
-    framework response for it."""
+def _created_parts(reply: HoldPlaced) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The headers and body of a placed hold's 201, as HoldOut writes it, without building a
+    model and a framework response for it."""
     hold_id = str(reply.hold_id)
     body = (
         f'{{"hold_id":"{hold_id}","product_id":{reply.product_id},"qty":{reply.qty},'
@@ -111,8 +122,39 @@ async def _created(send: Send, reply: HoldPlaced) -> None:
         (b"content-length", b"%d" % len(body)),
         (b"location", f"{PATH}/{hold_id}".encode()),
     ]
+    return headers, body
+
+
+async def _created(send: Send, reply: HoldPlaced) -> None:
+    headers, body = _created_parts(reply)
     await send({"type": "http.response.start", "status": 201, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _on_the_wire(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[int, bytes]:
+    """An answer about holds as the server writes it after its status line and its own
+    headers: `Cache-Control: no-store` first, as for every answer on this path."""
+    lines = b"".join(b"%s: %s\r\n" % (name, value) for name, value in headers)
+    return status, b"cache-control: no-store\r\n" + lines + b"\r\n" + body
+
+
+def _problem_on_the_wire(problem: Problem) -> tuple[int, bytes]:
+    response = problem_response(problem, PATH)
+    return _on_the_wire(response.status_code, response.raw_headers, bytes(response.body))
+
+
+def _hold_fields(headers: list[tuple[bytes, bytes]]) -> tuple[bool, bool, bytes | None]:
+    """Whether a hold's body is JSON, whether it has an Idempotency-Key, its Authorization."""
+    token: bytes | None = None
+    as_json = keyed = False
+    for name, value in headers:
+        if name == b"content-type":
+            as_json = value.split(b";", 1)[0].strip().lower() == b"application/json"
+        elif name == b"authorization":
+            token = value
+        elif name == b"idempotency-key":
+            keyed = True
+    return as_json, keyed, token
 
 
 class FastLane:
@@ -142,8 +184,7 @@ class FastLane:
             await self._hold(scope, receive, send)
         except Exception as exc:  # only on a bug: the app's own last-resort answer
             log.error("unhandled error on %s", PATH, exc_info=exc)
-            problem = Problem(500, "internal_error", "an unexpected error occurred")
-            await problem_response(problem, PATH)(scope, receive, send)
+            await problem_response(INTERNAL_ERROR, PATH)(scope, receive, send)
 
     def wire_page(self, url: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes] | None:
         """The server's shortcut: a product page this process can vouch for, as the bytes after
@@ -166,6 +207,55 @@ class FastLane:
             PAGES_FROM_SNAPSHOT.inc()
         return found
 
+    def wire_hold(self, headers: list[tuple[bytes, bytes]], body: bytes, answer: Answer) -> bool:
+        """The server's shortcut for the common hold (`POST /api/holds`, JSON valid for
+        `HoldIn`, no Idempotency-Key, a known storefront): queued for its partition here and
+        answered through `answer(status, bytes after the server's headers)` when its reply
+        comes (or at once: a refusal this process decides itself). False: the request goes
+        the ASGI way (anything else, and every 401 and 422, are the route's)."""
+        if tracing.enabled:  # the request's server span is the application's
+            return False
+        as_json, keyed, token = _hold_fields(headers)
+        if not as_json or keyed:
+            return False
+        try:
+            hold = HoldIn.model_validate_json(body)
+        except ValidationError:
+            return False
+        state = self.app.state
+        settings = state.settings
+        if hold.qty > settings.max_qty_per_hold:
+            return False
+        storefronts = storefronts_in(state, settings)
+        client_id = storefronts.identify(bearer(token))
+        if client_id is None:
+            return False  # the route's 401, logged there
+        try:
+            throttle(storefronts.per_storefront, client_id, "storefront")
+            if hold.customer_id is not None:
+                throttle(storefronts.per_customer, (client_id, hold.customer_id), "customer")
+            cmd, future = begin_hold(state.requester, hold, client_id)
+        except Problem as problem:
+            answer(*_problem_on_the_wire(problem))
+            return True
+
+        def decided(done: asyncio.Future[HoldReply]) -> None:
+            if done.cancelled():
+                return
+            try:
+                reply = hold_result(cmd, done)
+            except Problem as problem:
+                answer(*_problem_on_the_wire(problem))
+                return
+            except Exception as exc:  # only on a bug: the app's own last-resort answer
+                log.error("unhandled error on %s", PATH, exc_info=exc)
+                answer(*_problem_on_the_wire(INTERNAL_ERROR))
+                return
+            answer(*_on_the_wire(201, *_created_parts(reply)))
+
+        future.add_done_callback(decided)
+        return True
+
     async def _page(self, product_id: int, scope: Scope, send: Send) -> bool:
         """Answer a product page from this process's snapshot; False: the route answers it
         (an exact read asked for, or nothing this process can vouch for)."""
@@ -185,15 +275,7 @@ class FastLane:
         return True
 
     async def _hold(self, scope: Scope, receive: Receive, send: Send) -> None:
-        token: bytes | None = None
-        as_json = keyed = False
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                as_json = value.split(b";", 1)[0].strip().lower() == b"application/json"
-            elif name == b"authorization":
-                token = value
-            elif name == b"idempotency-key":
-                keyed = True
+        as_json, keyed, token = _hold_fields(scope["headers"])
         body = await _body(receive)
         state = self.app.state
         hold = None

@@ -38,7 +38,9 @@ def main() -> None:
     settings = get_settings()
     setup_logging(settings.log_format, settings.log_level)
     lane = FastLane(create_app(settings))
-    protocol = FrontDoorProtocol.for_settings(settings, at_once=lane.wire_page)
+    protocol = FrontDoorProtocol.for_settings(
+        settings, at_once=lane.wire_page, hold_at_once=lane.wire_hold
+    )
     # Traced only when tracing is on: off, the server calls the application itself.
     config = uvicorn.Config(
         Traced(lane) if tracing.configure("gateway") else lane,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import datetime, timedelta
@@ -196,8 +197,20 @@ class Requester:
     async def place_hold(self, cmd: PlaceHold) -> HoldReply:
         """PlaceHold to the product's partition, in an envelope with this process's other holds
         for it; 503 when no decision comes in time, 429 when too many are waiting."""
+        future = self.submit_hold(cmd)
         try:
-            reply = await self.holds.place(cmd, self._partition(cmd.product_id))
+            return await future
+        except Exception as exc:
+            problem = hold_problem(exc, cmd)
+            if problem is None:
+                raise
+            raise problem from exc
+
+    def submit_hold(self, cmd: PlaceHold) -> asyncio.Future[HoldReply]:
+        """Queue PlaceHold for the product's partition: the future of its reply (its errors
+        are `hold_problem`'s to answer); 429 at once when too many are waiting."""
+        try:
+            return self.holds.submit(cmd, self._partition(cmd.product_id))
         except Overloaded as exc:
             raise Problem(
                 429,
@@ -206,22 +219,6 @@ class Requester:
                 headers={"Retry-After": "1", "Retry-After-Ms": str(SHED_RETRY_AFTER_MS)},
                 retry_after_ms=SHED_RETRY_AFTER_MS,
             ) from exc
-        except NotDecided as exc:
-            raise unavailable("no inventory decision in time; the hold was not placed") from exc
-        except BusUnavailable as exc:
-            if maybe_sent(exc):
-                raise unknown_outcome(
-                    "the hold may have been placed; a placed hold expires by itself",
-                    cmd.idempotency_key is not None,
-                ) from exc
-            raise unavailable("the message broker is unavailable; the hold was not placed") from exc
-        except ReplyTimeout as exc:
-            # The partition may have decided and committed after all: only its answer is lost.
-            raise unknown_outcome(
-                "the hold may have been placed; a placed hold expires by itself",
-                cmd.idempotency_key is not None,
-            ) from exc
-        return reply
 
     async def restock(self, cmd: Restock) -> StockChanged:
         """Restock through the product's partition; like a hold, dropped past its deadline, so a
@@ -262,3 +259,24 @@ class Requester:
             # a cancellation returned units before this answer: the next read asks the database
             self.snapshot.invalidate(reply.product_id)
         return reply
+
+
+def hold_problem(exc: BaseException, cmd: PlaceHold) -> Problem | None:
+    """The answer to a hold whose reply failed with `exc`, saying what is known of its effect;
+    None for an error that is not the broker's or the partition's (a bug: it propagates)."""
+    if isinstance(exc, NotDecided):
+        return unavailable("no inventory decision in time; the hold was not placed")
+    if isinstance(exc, BusUnavailable):
+        if maybe_sent(exc):
+            return unknown_outcome(
+                "the hold may have been placed; a placed hold expires by itself",
+                cmd.idempotency_key is not None,
+            )
+        return unavailable("the message broker is unavailable; the hold was not placed")
+    if isinstance(exc, ReplyTimeout):
+        # The partition may have decided and committed after all: only its answer is lost.
+        return unknown_outcome(
+            "the hold may have been placed; a placed hold expires by itself",
+            cmd.idempotency_key is not None,
+        )
+    return None

@@ -15,13 +15,19 @@ counted in flight (its route bounds the streams per process), and it is told to 
 server shuts down (the CLOSING event in its scope's extensions). Hold, order and webhook answers
 get `Cache-Control: no-store`; every answer gets `X-Content-Type-Options: nosniff` (a default
 header of the server, set in gateway/main.py).
+
+Two answers are written here without an ASGI cycle, by what the application hands the server
+(gateway.fastlane): a product page it can vouch for (`at_once`), and the common hold
+(`hold_at_once`: a keep-alive HTTP/1.1 `POST /api/holds` with a body of known length, let in
+and counted in flight like any request, answered from its reply's callback). A request
+pipelined behind such a hold waits its turn, as behind any answer in progress.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol
 
 import httptools
@@ -143,6 +149,36 @@ class AtOnce(Protocol):
     ) -> tuple[int, bytes] | None: ...
 
 
+class HoldAtOnce(Protocol):
+    """Takes a hold (its headers and whole body) without an ASGI cycle: True when it will call
+    `answer(status, bytes after the status line and the server's headers)`, now or when the
+    hold's reply comes; False: the request goes to the application."""
+
+    def __call__(
+        self,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        answer: Callable[[int, bytes], None],
+        /,
+    ) -> bool: ...
+
+
+#: The one path whose requests the server may hand to `hold_at_once`.
+HOLD_PATH = b"/api/holds"
+
+
+class _HoldBeingAnswered:
+    """Stands in for the cycle while a hold is answered without one, so that a request
+    pipelined behind it waits its turn (uvicorn queues a request behind an unfinished cycle)."""
+
+    response_complete = False
+    disconnected = False
+    keep_alive = True
+
+    def __init__(self) -> None:
+        self.message_event = asyncio.Event()
+
+
 class _Refused(Exception):
     """Stops the parser once a refusal has been written."""
 
@@ -159,6 +195,8 @@ class FrontDoorProtocol(HttpToolsProtocol):
     bound: ClassVar[InFlightBound] = InFlightBound(256, 0.5)
     #: what answers a GET from memory, if anything (see `_answer_at_once`)
     at_once: ClassVar[AtOnce | None] = None
+    #: what takes the common hold without an ASGI cycle, if anything (see `_hold_eligible`)
+    hold_at_once: ClassVar[HoldAtOnce | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -178,14 +216,22 @@ class FrontDoorProtocol(HttpToolsProtocol):
         self._answered = False  # the current request was answered from memory (at once)
         self._began = 0.0  # when the request being answered was let in (0: none counted)
         self._closing: asyncio.Event | None = None  # set: the stream being answered must end
+        self._hold_body: bytearray | None = None  # the body of a hold taken without a cycle
+        self._holding = False  # such a hold is being answered
+        self._close_after_hold = False  # the server stops: close once it is answered
 
     @classmethod
     def for_settings(
-        cls, settings: Settings, at_once: AtOnce | None = None
+        cls,
+        settings: Settings,
+        at_once: AtOnce | None = None,
+        hold_at_once: HoldAtOnce | None = None,
     ) -> type[FrontDoorProtocol]:
-        """This protocol with the limits of `settings`, and what answers GETs from memory."""
+        """This protocol with the limits of `settings`, what answers GETs from memory and what
+        takes holds without an ASGI cycle."""
         limits: dict[str, object] = {
             "at_once": staticmethod(at_once) if at_once is not None else None,
+            "hold_at_once": staticmethod(hold_at_once) if hold_at_once is not None else None,
             "max_header_bytes": settings.max_header_bytes,
             "max_body_bytes": settings.max_body_bytes,
             "header_timeout": settings.header_timeout_seconds,
@@ -210,6 +256,9 @@ class FrontDoorProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def shutdown(self) -> None:
+        if self._holding:
+            self._close_after_hold = True  # answered, then closed
+            return
         if self._deferred is not None:  # a body still arriving: no answer was started
             self.transport.close()
             return
@@ -295,6 +344,11 @@ class FrontDoorProtocol(HttpToolsProtocol):
             self._shedding = True
             self.transport.write(_SHED_ANSWER)
             return
+        if self.hold_at_once is not None and self._hold_eligible():
+            self._hold_body = bytearray()  # taken when its body is complete
+            return
+        if self._holding:
+            self.cycle = _HoldBeingAnswered()  # type: ignore[assignment]
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope:
@@ -330,11 +384,19 @@ class FrontDoorProtocol(HttpToolsProtocol):
         self._body_bytes += len(body)
         if self._body_bytes > self.max_body_bytes:
             self._refuse_body()
+        if self._hold_body is not None:
+            self._hold_body += body
+            return
         super().on_body(body)
         if self._deferred is not None:
             self.flow.resume_reading()  # nobody reads the body yet; it is bounded above
 
     def on_message_complete(self) -> None:
+        if self._hold_body is not None:
+            body, self._hold_body = bytes(self._hold_body), None
+            self._reading_headers, self._header_bytes = True, 0
+            self._take_hold(body)
+            return
         if self._answered:
             self._answered = False
             self._reading_headers, self._header_bytes = True, 0
@@ -358,6 +420,60 @@ class FrontDoorProtocol(HttpToolsProtocol):
         if deferred is not None and deferred[0] is self.cycle:
             self._deferred = None
             self._start(*deferred)
+
+    # Holds taken without an ASGI cycle
+    def _hold_eligible(self) -> bool:
+        """Only `POST /api/holds` exactly, in turn, on a keep-alive HTTP/1.1 connection, with a
+        body of a known length (the taker decides the rest)."""
+        return (
+            self.url == HOLD_PATH
+            and not self._busy()
+            and not self._chunked
+            and not self.expect_100_continue
+            and self.parser.get_method() == b"POST"
+            and self.parser.get_http_version() == "1.1"
+            and self.parser.should_keep_alive()
+        )
+
+    def _take_hold(self, body: bytes) -> None:
+        assert self.hold_at_once is not None
+        self._holding = True
+        self._count_in()
+        if self.hold_at_once(self.headers, body, self._hold_answered):
+            return
+        # the application's to answer: as if it had been handed the request from the start
+        self._holding = False
+        _in_flight[0] -= 1
+        self._began = 0.0
+        super().on_headers_complete()
+        cycle = self.cycle
+        cycle.default_headers = [*self.server_state.default_headers, NO_STORE]
+        cycle.body += body  # uvicorn's cycle keeps the body as a bytearray
+        cycle.more_body = False
+        cycle.message_event.set()
+
+    def _hold_answered(self, status: int, rest: bytes) -> None:
+        """Write a hold's answer; then, as after any answer, the next request in turn."""
+        if not self._holding:
+            return
+        self._holding = False
+        _in_flight[0] -= 1
+        if self._began:
+            self.bound.answered(self.loop.time() - self._began)
+            self._began = 0.0
+        if self.transport.is_closing():
+            return  # the client left: nothing to answer
+        self.transport.write(STATUS_LINE[status] + _wire(self.server_state.default_headers) + rest)
+        self.server_state.total_requests += 1
+        if self._close_after_hold:
+            self.transport.close()
+            return
+        self.flow.resume_reading()
+        if self.pipeline:  # a request that came while this one was answered
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif self._reading_headers:
+            self._headers_owed()
 
     def _resume_after_shed(self) -> None:
         if not self.transport.is_closing():
@@ -386,11 +502,15 @@ class FrontDoorProtocol(HttpToolsProtocol):
             return
         # Counted from now until its task is done, whatever ends it (even a cancel before it
         # ran): a burst parsed in one loop turn is bounded as well.
-        _in_flight[0] += 1
+        self._count_in()
         task = self.loop.create_task(cycle.run_asgi(app))
         task.add_done_callback(self.tasks.discard)
         task.add_done_callback(_done)
         self.tasks.add(task)
+
+    def _count_in(self) -> None:
+        """A request let in: counted in flight (until its answer), its clock started."""
+        _in_flight[0] += 1
         self._began = self.loop.time()
         if not self.bound.armed:
             self.bound.armed = True
@@ -411,7 +531,7 @@ class FrontDoorProtocol(HttpToolsProtocol):
         raise _Refused
 
     def _busy(self) -> bool:
-        return self._active is not None and not self._active.response_complete
+        return self._holding or (self._active is not None and not self._active.response_complete)
 
     def _headers_owed(self) -> None:
         # One timer per connection, re-armed only when it fires: nothing per request on the

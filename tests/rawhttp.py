@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import socket
 import time
@@ -48,3 +49,25 @@ def wait_closed(sock: socket.socket, timeout: float) -> tuple[float, bytes]:
     except ConnectionResetError:
         pass
     return time.monotonic() - start, got
+
+
+class _Unclosed(io.BufferedReader):
+    """One reader for every answer of a connection: an answer read whole does not close it."""
+
+    def close(self) -> None:
+        pass
+
+
+class Answers:
+    """Answers read one after another from one connection (pipelined ones included)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._file = _Unclosed(socket.SocketIO(sock, "rb"))
+
+    def makefile(self, *_: Any) -> Any:
+        return self._file
+
+    def next(self, method: str = "GET") -> Answer:
+        response = http.client.HTTPResponse(self, method=method)  # type: ignore[arg-type]
+        response.begin()
+        return Answer(response.status, response.headers, response.read())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -18,11 +19,11 @@ from gateway.deps import (
 )
 from gateway.idempotency import KEY_REUSED, parse_id, replayed, request_hash
 from gateway.problems import Problem, outage_answered
-from gateway.rpc import Requester
+from gateway.rpc import Requester, hold_problem
 from gateway.schemas import HoldIn, HoldOut
 from shared.db import queries
 from shared.holds import hold_is_live
-from shared.messages import HoldPlaced, PlaceHold, utcnow
+from shared.messages import HoldPlaced, HoldReply, PlaceHold, utcnow
 from shared.messages.replies import HoldRefusalReason
 from shared.metrics import GATEWAY_HOLDS_REFUSED
 
@@ -133,27 +134,55 @@ async def new_hold(
 ) -> HoldPlaced:
     """A hold the partition placed (or replayed); a Problem for every refusal, including the
     sold-out answer this process gives from its stock levels without asking."""
+    cmd, future = begin_hold(requester, body, client_id, idempotency_key, digest)
+    try:
+        await future
+    except Exception:  # noqa: S110 (answered by hold_result, from the future)
+        pass
+    return hold_result(cmd, future)
+
+
+def begin_hold(
+    requester: Requester,
+    body: HoldIn,
+    client_id: str,
+    idempotency_key: str | None = None,
+    digest: str | None = None,
+) -> tuple[PlaceHold, asyncio.Future[HoldReply]]:
+    """The hold's command, queued for its partition, and the future of its reply; a Problem
+    at once when this process's stock levels already refuse it or too many are waiting."""
     available = requester.sold_out(body.product_id, body.qty, body.customer_id)
     if available is not None:  # the stock levels say so: no round trip to the partition
         GATEWAY_HOLDS_REFUSED.labels("snapshot", "insufficient_stock").inc()
         raise _refused("insufficient_stock", body.product_id, available)
-    reply = await requester.place_hold(
-        PlaceHold(
-            # random: the Idempotency-Key finds a stored hold, it never computes an id
-            hold_id=uuid.uuid4(),
-            product_id=body.product_id,
-            qty=body.qty,
-            customer_id=body.customer_id,
-            client_id=client_id,
-            idempotency_key=idempotency_key,
-            request_hash=digest,
-            deadline=requester.deadline(),
-        )
+    cmd = PlaceHold(
+        # random: the Idempotency-Key finds a stored hold, it never computes an id
+        hold_id=uuid.uuid4(),
+        product_id=body.product_id,
+        qty=body.qty,
+        customer_id=body.customer_id,
+        client_id=client_id,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        deadline=requester.deadline(),
     )
+    return cmd, requester.submit_hold(cmd)
+
+
+def hold_result(cmd: PlaceHold, future: asyncio.Future[HoldReply]) -> HoldPlaced:
+    """What a done reply future says: the placed hold, or a Problem for a refusal or a fault
+    (an error that is neither propagates)."""
+    exc = future.exception()
+    if exc is not None:
+        problem = hold_problem(exc, cmd)
+        if problem is None:
+            raise exc
+        raise problem from exc
+    reply = future.result()
     if isinstance(reply, HoldPlaced):
         return reply
     GATEWAY_HOLDS_REFUSED.labels("worker", reply.reason).inc()
-    raise _refused(reply.reason, body.product_id, reply.available)
+    raise _refused(reply.reason, cmd.product_id, reply.available)
 
 
 def _refused(reason: HoldRefusalReason, product_id: int, available: int | None) -> Problem:
