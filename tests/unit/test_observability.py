@@ -1,8 +1,8 @@
 """deploy/observability: the alert rules and the Prometheus config pass promtool (and the
 rules' own unit tests), every metric the rules and the dashboard name is one the code or
 FastStream exports (RabbitMQ's: tests/integration/test_rabbitmq_metrics.py), the dashboard is
-a well-formed Grafana dashboard, the compose profile provisions them, and the workers' probes
-use the endpoints the workers serve."""
+a well-formed Grafana dashboard valid against Grafana's own schema, the compose profile
+provisions them, and the workers' probes use the endpoints the workers serve."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml  # type: ignore[import-untyped]
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
@@ -133,6 +134,56 @@ def test_the_dashboard_is_a_well_formed_grafana_dashboard() -> None:
         assert p["targets"] and len(refs) == len(set(refs)), p["title"]
         for step in p["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])[1:]:
             assert isinstance(step["value"], int | float), p["title"]
+
+
+def grafana_schema() -> dict[str, Any]:
+    """Grafana 11.2's dashboard schema (grafana/schema/README.md says whence), with the SDK's
+    later correction: the first threshold step's minus infinity is written as null."""
+    schema = json.loads((HERE / "grafana/schema/dashboard.jsonschema.json").read_text())
+    value = schema["definitions"]["Threshold"]["properties"]["value"]
+    value["type"] = ["number", "null"]
+    return schema  # type: ignore[no-any-return]
+
+
+def reasons(error: Any) -> list[Any]:
+    """An error's own reasons; for a `oneOf` (a panel is a panel or a row), those of the
+    branch the value came nearest to."""
+    if not error.context:
+        return [error]
+    branches: dict[int, list[Any]] = {}
+    for e in error.context:
+        branches.setdefault(e.relative_schema_path[0], []).append(e)
+    return [r for e in min(branches.values(), key=len) for r in reasons(e)]
+
+
+def schema_errors(board: dict[str, Any]) -> list[str]:
+    """'path: message' for each reason Grafana's schema refuses a dashboard."""
+    validator = jsonschema.Draft7Validator(grafana_schema())
+    found = [r for e in validator.iter_errors(board) for r in reasons(e)]
+    return sorted(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in found)
+
+
+def test_the_dashboard_is_valid_against_grafanas_own_schema() -> None:
+    assert schema_errors(dashboard()) == []
+
+
+def test_grafanas_schema_refuses_what_grafana_would_not_read() -> None:
+    board = dashboard()
+    board["panels"][1]["gridpos"] = board["panels"][1].pop("gridPos")  # a misspelt key
+    board["templating"]["list"][0]["current"] = {}  # an option without text and value
+    steps = [{"value": None}]  # a step without its colour
+    board["panels"][2]["fieldConfig"]["defaults"]["thresholds"] = {
+        "mode": "absolute",
+        "steps": steps,
+    }
+    del board["schemaVersion"]
+    assert schema_errors(board) == [
+        ": 'schemaVersion' is a required property",
+        "panels/1: Additional properties are not allowed ('gridpos' was unexpected)",
+        "panels/2/fieldConfig/defaults/thresholds/steps/0: 'color' is a required property",
+        "templating/list/0/current: 'text' is a required property",
+        "templating/list/0/current: 'value' is a required property",
+    ]
 
 
 def test_the_compose_profile_provisions_the_rules_and_the_dashboard() -> None:

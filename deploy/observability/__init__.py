@@ -1,0 +1,1 @@
+"""Prometheus rules, the Grafana dashboard, and tools that run them on this machine."""
