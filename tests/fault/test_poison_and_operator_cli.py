@@ -35,7 +35,7 @@ def flashsale(*args: str, amqp_url: str, database_url: str) -> subprocess.Comple
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")}
     env.update({"FLASHSALE_AMQP_URL": amqp_url, "FLASHSALE_DATABASE_URL": database_url})
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli.main", *args],
+        [sys.executable, "-m", "cli.main", *args],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

@@ -121,7 +121,7 @@ async def test_a_gateway_killed_with_sigkill_costs_clients_under_a_second(
         await load.serving()
         lab.kill9(gateways[0])
         killed = time.monotonic()
-        lab.add("gateway")  # as the supervisor does, at once (shared.cli.supervisor)
+        lab.add("gateway")  # as the supervisor does, at once (cli.supervisor)
         await asyncio.to_thread(_both_listening, lab)
         await load.serving(since=killed + GATEWAY_KILL_BOUND)
     failed = load.failures()
