@@ -146,30 +146,6 @@ async def test_hold_past_expires_at_reads_as_expired_before_its_message(
     assert (await client.get(f"/api/holds/{hold_id}")).json()["status"] == "expired"
 
 
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        ({"qty": 1}, "product_id"),
-        ({"product_id": 1, "qty": 0}, "qty"),
-        ({"product_id": 1, "qty": 11}, "qty"),
-        ({"product_id": 1, "qty": -2}, "qty"),
-        ({"product_id": 1, "qty": "two"}, "qty"),
-        ({"product_id": 1, "qty": 1, "customer_id": "x" * 65}, "customer_id"),
-        ({"product_id": 1, "qty": 1, "color": "red"}, "color"),
-        ({"product_id": 0, "qty": 1}, "product_id"),
-    ],
-)
-async def test_invalid_hold_requests_are_422_and_change_nothing(
-    client: httpx.AsyncClient, engine: AsyncEngine, body: dict[str, object], field: str
-) -> None:
-    product = await make_product(client, stock=20)
-    if body.get("product_id") == 1:
-        body = {**body, "product_id": product["id"]}
-    problem = assert_problem(await client.post("/api/holds", json=body), 422, "validation_error")
-    assert field in problem["detail"]
-    assert await count_holds(engine, product["id"]) == 0
-
-
 async def test_unknown_product_sale_window_and_customer_limit_are_409_or_404(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
@@ -255,9 +231,3 @@ async def test_restock_goes_through_the_partition_and_needs_the_token(
     assert r.status_code == 200, r.text
     assert (r.json()["stock_total"], r.json()["available"]) == (6, 5)
     await assert_stock_conserved(engine, product["id"])
-
-
-async def test_customer_id_with_nul_is_422_not_a_poison_message(client: httpx.AsyncClient) -> None:
-    product = await make_product(client, stock=2)
-    r = await _hold(client, product["id"], 1, customer_id="a\u0000b")
-    assert_problem(r, 422, "validation_error")

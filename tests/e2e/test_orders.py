@@ -107,22 +107,12 @@ async def test_an_expired_hold_after_its_message_is_refused(
     assert ledger["ordered"] == 0
 
 
-@pytest.mark.parametrize("hold_id", ["not-a-uuid", str(uuid.uuid4())])
-async def test_unknown_hold_is_404(client: httpx.AsyncClient, hold_id: str) -> None:
+async def test_unknown_hold_is_404(client: httpx.AsyncClient) -> None:
+    hold_id = str(uuid.uuid4())
     assert_problem(
         await client.post("/api/orders", json={"hold_id": hold_id}), 404, "hold_not_found"
     )
     assert_problem(await client.get(f"/api/orders/{hold_id}"), 404, "order_not_found")
-
-
-@pytest.mark.parametrize(
-    "body",
-    [{}, {"hold_id": 5}, {"hold_id": "x", "payment_method": "barter"}, {"hold_id": "x", "y": 1}],
-)
-async def test_invalid_order_requests_are_422(
-    client: httpx.AsyncClient, body: dict[str, object]
-) -> None:
-    assert_problem(await client.post("/api/orders", json=body), 422, "validation_error")
 
 
 async def test_idempotency_key_on_orders(client: httpx.AsyncClient, engine: AsyncEngine) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -13,14 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.tables import payment_events
-from tests.harness import WEBHOOK_SECRETS, isolated_system, wait_for
+from tests.harness import isolated_system, wait_for
 from tests.helpers import (
     assert_problem,
     assert_stock_conserved,
     count_payment_events,
     make_product,
     post_webhook,
-    signed,
 )
 from tests.servers import ServerSet
 
@@ -156,69 +154,6 @@ async def test_same_key_with_another_payload_is_409(client: httpx.AsyncClient) -
         client, {"idempotency_key": key, "order_id": order["order_id"], "status": "failed"}
     )
     assert_problem(r, 409, "idempotency_key_reused")
-
-
-@pytest.mark.parametrize("case", ["wrong_secret", "tampered", "stale", "missing", "garbage"])
-async def test_bad_signatures_are_401_and_store_nothing(
-    client: httpx.AsyncClient, engine: AsyncEngine, case: str
-) -> None:
-    _, order = await _order(client)
-    key = _key()
-    body = {"idempotency_key": key, "order_id": order["order_id"], "status": "success"}
-    raw, headers = signed(
-        body,
-        secret="not-our-secret" if case == "wrong_secret" else WEBHOOK_SECRETS[0],
-        at=int(time.time()) - 301 if case == "stale" else None,
-    )
-    if case == "tampered":
-        raw = raw.replace(b'"success"', b'"failed"')
-    if case == "missing":
-        del headers["X-Signature"]
-    if case == "garbage":
-        headers["X-Signature"] = "hello"
-    r = await client.post("/api/payments/webhook", content=raw, headers=headers)
-    assert_problem(r, 401, "invalid_signature")
-    assert await count_payment_events(engine, key) == 0
-    assert await _status(client, order["order_id"]) == "pending"
-
-
-async def test_rotated_secrets_and_several_signatures_are_accepted(
-    client: httpx.AsyncClient,
-) -> None:
-    _, order = await _order(client)
-    body = {"idempotency_key": _key(), "order_id": order["order_id"], "status": "success"}
-    raw, headers = signed(body, secret=WEBHOOK_SECRETS[1])  # our previous secret
-    r = await client.post("/api/payments/webhook", content=raw, headers=headers)
-    assert r.status_code == 200 and r.json()["result"] == "applied"
-    _, order2 = await _order(client)
-    body2 = {"idempotency_key": _key(), "order_id": order2["order_id"], "status": "success"}
-    raw, headers = signed(body2)
-    t, v1 = headers["X-Signature"].split(",")
-    headers["X-Signature"] = f"{t},v1={'ab' * 32},{v1}"  # the provider rotating its secret
-    r = await client.post("/api/payments/webhook", content=raw, headers=headers)
-    assert r.status_code == 200 and r.json()["result"] == "applied"
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"status": "success"},
-        {"idempotency_key": "k", "status": "success"},
-        {
-            "idempotency_key": "k",
-            "status": "success",
-            "order_id": str(uuid.uuid4()),
-            "hold_id": str(uuid.uuid4()),
-        },
-        {"idempotency_key": "k", "status": "maybe", "order_id": str(uuid.uuid4())},
-        {"idempotency_key": "k", "status": "success", "order_id": "nope"},
-    ],
-)
-async def test_signed_but_invalid_webhooks_are_422_and_store_nothing(
-    client: httpx.AsyncClient, engine: AsyncEngine, body: dict[str, Any]
-) -> None:
-    assert_problem(await post_webhook(client, body), 422, "validation_error")
-    assert await count_payment_events(engine, "k") == 0
 
 
 @pytest.mark.parametrize("outcome", ["success", "failed"])

@@ -54,35 +54,6 @@ def _as(shops: System, key: str) -> httpx.AsyncClient:
     )
 
 
-async def _failures_counted(c: httpx.AsyncClient) -> float:
-    text = (await c.get("/metrics")).text
-    line = next(
-        (
-            line
-            for line in text.splitlines()
-            if line.startswith('flashsale_auth_failures_total{kind="storefront_key"}')
-        ),
-        None,
-    )
-    return float(line.split()[-1]) if line else 0.0
-
-
-async def test_a_storefront_request_without_a_valid_key_is_401_and_counted(
-    shops: System, anon: httpx.AsyncClient
-) -> None:
-    before = await _failures_counted(anon)
-    product = await make_product(anon, stock=5)
-    body = {"product_id": product["id"], "qty": 1}
-    missing = await anon.post("/api/holds", json=body)
-    assert_problem(missing, 401, "unauthorized")
-    assert missing.headers["www-authenticate"] == "Bearer"
-    async with _as(shops, "not-a-key-" + "x" * 32) as wrong:
-        assert_problem(await wrong.post("/api/holds", json=body), 401, "unauthorized")
-        assert_problem(await wrong.get(f"/api/holds/{uuid.uuid4()}"), 401, "unauthorized")
-    assert (await anon.get(f"/api/products/{product['id']}")).json()["available"] == 5
-    assert await _failures_counted(anon) >= before + 3
-
-
 async def test_another_storefront_cannot_see_or_order_a_hold_it_did_not_make(
     shops: System, anon: httpx.AsyncClient
 ) -> None:
@@ -153,42 +124,6 @@ async def test_ids_are_random_not_derived_from_the_idempotency_key(
     assert replay.status_code == 201 and replay.json()["order_id"] == str(order_id)
 
 
-async def test_one_customer_asking_too_fast_gets_429_with_retry_after(
-    shops: System, anon: httpx.AsyncClient
-) -> None:
-    product = await make_product(anon, stock=50)
-    body = {"product_id": product["id"], "qty": 1}
-    async with _as(shops, KEY_C) as c:
-        answers = [
-            await c.post("/api/holds", json={**body, "customer_id": "fast-1"}) for _ in range(6)
-        ]
-        other = await c.post("/api/holds", json={**body, "customer_id": "calm-1"})
-    assert [r.status_code for r in answers] == [201, 201, 201, 429, 429, 429]
-    refused = assert_problem(answers[-1], 429, "rate_limited")
-    assert refused["detail"] and int(answers[-1].headers["retry-after"]) >= 1
-    assert other.status_code == 201
-    assert (await anon.get(f"/api/products/{product['id']}")).json()["available"] == 46
-
-
-async def test_one_storefront_asking_too_fast_gets_429_and_the_others_do_not(
-    shops: System,
-) -> None:
-    loop = asyncio.get_running_loop()
-    async with _as(shops, KEY_D) as d, _as(shops, KEY_B) as b:
-        started = loop.time()
-        answers = await asyncio.gather(
-            *[d.get(f"/api/holds/{uuid.uuid4()}") for _ in range(STOREFRONT_BURST + 30)]
-        )
-        elapsed = loop.time() - started
-        calm = await b.get(f"/api/holds/{uuid.uuid4()}")
-    served = [r for r in answers if r.status_code == 404]
-    limited = [r for r in answers if r.status_code == 429]
-    assert len(served) + len(limited) == len(answers)
-    assert len(served) <= STOREFRONT_BURST + int(elapsed) + 1
-    assert limited and all(int(r.headers["retry-after"]) >= 1 for r in limited)
-    assert calm.status_code == 404  # shop-b still has its own allowance
-
-
 # ---- customers: an opaque token, required by a limited product (development system) ----------
 async def test_an_anonymous_hold_on_a_limited_product_is_422_customer_id_required(
     client: httpx.AsyncClient,
@@ -207,20 +142,6 @@ async def test_200_anonymous_holds_take_nothing_from_a_limited_product(
     answers = await asyncio.gather(*[client.post("/api/holds", json=body) for _ in range(200)])
     assert {r.status_code for r in answers} == {422}
     assert (await client.get(f"/api/products/{product['id']}")).json()["available"] == 100
-
-
-@pytest.mark.parametrize(
-    "customer_id",
-    ["ａｌｉｃｅ", "alice\u200b", "alice ", "al ice", "alicé", "", "a" * 65, "al\u0000ice"],
-)
-async def test_lookalike_or_invisible_customer_ids_are_422(
-    client: httpx.AsyncClient, customer_id: str
-) -> None:
-    product = await make_product(client, stock=10, max_per_customer=1)
-    body = {"product_id": product["id"], "qty": 1, "customer_id": customer_id}
-    problem = assert_problem(await client.post("/api/holds", json=body), 422, "validation_error")
-    assert "customer_id" in problem["detail"]
-    assert (await client.get(f"/api/products/{product['id']}")).json()["available"] == 10
 
 
 async def test_the_limit_counts_one_customer_once(client: httpx.AsyncClient) -> None:
