@@ -191,7 +191,7 @@ def _banner(opts: LaunchOptions, servers: LocalServers, sup: Supervisor) -> None
         _say(f"  RabbitMQ cluster    {len(servers.nodes)} nodes, running: {running}")
     _say(f"  PostgreSQL          {servers.operator_database_url}")
     owner = servers.owner_database_url.replace(f":{DB_OWNER_PASSWORD}@", ":***@")
-    _say(f"  Migrations (owner)  {owner}  (password in shared/localservers.py)")
+    _say(f"  Migrations (owner)  {owner}  (password in shared/localservers/credentials.py)")
     _say(f"  Logs                {opts.home / 'logs'}")
     _say("  Processes           " + ", ".join(f"{k} {v}" for k, v in sup.pids().items()))
     _say("Stop with Ctrl-C here, or `flashsale down` from another terminal.")
