@@ -14,6 +14,7 @@ from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 
 from shared import metrics, topology
+from shared.failures import guarded, is_transient, record_failure
 from shared.messages import (
     ExpireHolds,
     HoldRefused,
@@ -25,7 +26,7 @@ from shared.messages import (
     StockLevels,
     utcnow,
 )
-from shared.worker import WorkerContext, is_transient, record_failure, retrying, settle_failure
+from shared.worker import WorkerContext
 from workers.inventory import domain, handlers
 from workers.inventory.batcher import Batcher
 
@@ -114,7 +115,8 @@ def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> 
 
     # Several deliveries in flight (prefetch), decided strictly one batch at a time, in order,
     # by the batcher: the single writer of this partition (see STYLE.md pitfalls on prefetch).
-    # NACK_ON_ERROR: a failing command is redelivered, then dead-lettered after the limit.
+    # NACK_ON_ERROR: a failing command is redelivered, then dead-lettered after the limit
+    # (shared.failures: a decision error at once).
     @broker.subscriber(
         queue,
         topology.INVENTORY_EXCHANGE,
@@ -124,21 +126,13 @@ def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> 
         description="Holds (one by one or in envelopes from each gateway), expiries, restocks "
         "and order releases of this partition's products.",
     )
+    @guarded(broker, ctx, partition)
     async def on_command(command: PartitionMessage, message: RabbitMessage) -> Message | None:
         command = _without_empty_keys(command)
-
         delivery = message.raw_message.delivery_tag or 0
-
-        async def decide() -> Message | None:
-            if isinstance(command, PlaceHolds | ExpireHolds):
-                return await decide_envelope(command, delivery)
-            return (await batcher.submit(command, delivery)).reply
-
-        try:
-            return await retrying(ctx, decide)
-        except Exception as exc:
-            await settle_failure(broker, ctx, partition, message, command.type, exc)
-            raise
+        if isinstance(command, PlaceHolds | ExpireHolds):
+            return await decide_envelope(command, delivery)
+        return (await batcher.submit(command, delivery)).reply
 
 
 def _reply_of(result: domain.Decision | BaseException) -> Message | None:

@@ -9,6 +9,7 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
 from shared import metrics, topology
+from shared.failures import guarded
 from shared.messages import (
     CreateOrder,
     ExpireOrder,
@@ -18,7 +19,7 @@ from shared.messages import (
     utcnow,
 )
 from shared.payments import AMOUNT_MISMATCH
-from shared.worker import WorkerContext, retrying, settle_failure
+from shared.worker import WorkerContext
 from workers.orders import handlers
 
 log = logging.getLogger("workers.orders")
@@ -26,7 +27,6 @@ log = logging.getLogger("workers.orders")
 
 def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
     """Consume orders.commands; conversions of different holds run side by side."""
-    queue_name = topology.ORDERS_QUEUE_NAME
 
     @broker.subscriber(
         topology.orders_queue(),
@@ -36,16 +36,14 @@ def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
         title="orders.commands:consume",
         description="Turn an active, unexpired hold into an order, exactly once.",
     )
+    @guarded(broker, ctx, topology.ORDERS_QUEUE_NAME)
     async def on_create_order(
-        command: CreateOrder, message: RabbitMessage
+        command: CreateOrder,
+        message: RabbitMessage,  # noqa: ARG001 (what guarded settles when this fails)
     ) -> OrderCreated | OrderRefused:
         if command.idempotency_key == "":  # one meaning of "no key", whoever sent it
             command = command.model_copy(update={"idempotency_key": None})
-        try:
-            return await retrying(ctx, lambda: _create(command))
-        except Exception as exc:
-            await settle_failure(broker, ctx, queue_name, message, command.type, exc)
-            raise
+        return await _create(command)
 
     async def _create(command: CreateOrder) -> OrderCreated | OrderRefused:
         outcome = await handlers.create_order(ctx.engine, ctx.settings, command, utcnow)

@@ -9,8 +9,9 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
 from shared import metrics, topology
+from shared.failures import guarded
 from shared.messages import PaymentRecorded, RecordPayment, utcnow
-from shared.worker import WorkerContext, retrying, settle_failure
+from shared.worker import WorkerContext
 from workers.payments import handlers
 
 log = logging.getLogger("workers.payments")
@@ -36,15 +37,12 @@ def register(broker: RabbitBroker, ctx: WorkerContext) -> None:
         title="payments.webhooks:consume",
         description="Verified payment webhooks: deduplicated by key, then applied to the order.",
     )
-    async def on_payment(command: RecordPayment, message: RabbitMessage) -> PaymentRecorded:
-        try:
-            reply = await retrying(
-                ctx, lambda: handlers.record(ctx.engine, ctx.bus, ctx.settings, command, utcnow())
-            )
-        except Exception as exc:
-            queue = topology.PAYMENTS_QUEUE_NAME
-            await settle_failure(broker, ctx, queue, message, command.type, exc)
-            raise
+    @guarded(broker, ctx, topology.PAYMENTS_QUEUE_NAME)
+    async def on_payment(
+        command: RecordPayment,
+        message: RabbitMessage,  # noqa: ARG001 (what guarded settles when this fails)
+    ) -> PaymentRecorded:
+        reply = await handlers.record(ctx.engine, ctx.bus, ctx.settings, command, utcnow())
         metrics.PAYMENTS.labels(reply.result).inc()
         warn = ("ignored", "key_reused", "rejected")
         level = logging.WARNING if reply.result in warn else logging.INFO
