@@ -54,6 +54,56 @@ def _as(shops: System, key: str) -> httpx.AsyncClient:
     )
 
 
+# ---- the hold the HTTP server takes itself (no Idempotency-Key: gateway/server.py's
+# hold_at_once), on a real server: its storefront keys and its customers' rates -------------
+async def _failures_counted(c: httpx.AsyncClient) -> float:
+    text = (await c.get("/metrics")).text
+    line = next(
+        (
+            line
+            for line in text.splitlines()
+            if line.startswith('flashsale_auth_failures_total{kind="storefront_key"}')
+        ),
+        None,
+    )
+    return float(line.split()[-1]) if line else 0.0
+
+
+async def test_a_storefront_request_without_a_valid_key_is_401_and_counted(
+    shops: System, anon: httpx.AsyncClient
+) -> None:
+    """An unknown or missing key is the route's 401 (the server hands such a hold on)."""
+    before = await _failures_counted(anon)
+    product = await make_product(anon, stock=5)
+    body = {"product_id": product["id"], "qty": 1}
+    missing = await anon.post("/api/holds", json=body)
+    assert_problem(missing, 401, "unauthorized")
+    assert missing.headers["www-authenticate"] == "Bearer"
+    async with _as(shops, "not-a-key-" + "x" * 32) as wrong:
+        assert_problem(await wrong.post("/api/holds", json=body), 401, "unauthorized")
+        assert_problem(await wrong.get(f"/api/holds/{uuid.uuid4()}"), 401, "unauthorized")
+    assert (await anon.get(f"/api/products/{product['id']}")).json()["available"] == 5
+    assert await _failures_counted(anon) >= before + 3
+
+
+async def test_one_customer_asking_too_fast_gets_429_with_retry_after(
+    shops: System, anon: httpx.AsyncClient
+) -> None:
+    """The server's own hold path applies the per-customer rate, with the route's 429."""
+    product = await make_product(anon, stock=50)
+    body = {"product_id": product["id"], "qty": 1}
+    async with _as(shops, KEY_C) as c:
+        answers = [
+            await c.post("/api/holds", json={**body, "customer_id": "fast-1"}) for _ in range(6)
+        ]
+        other = await c.post("/api/holds", json={**body, "customer_id": "calm-1"})
+    assert [r.status_code for r in answers] == [201, 201, 201, 429, 429, 429]
+    refused = assert_problem(answers[-1], 429, "rate_limited")
+    assert refused["detail"] and int(answers[-1].headers["retry-after"]) >= 1
+    assert other.status_code == 201
+    assert (await anon.get(f"/api/products/{product['id']}")).json()["available"] == 46
+
+
 async def test_another_storefront_cannot_see_or_order_a_hold_it_did_not_make(
     shops: System, anon: httpx.AsyncClient
 ) -> None:
