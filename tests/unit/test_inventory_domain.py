@@ -28,20 +28,20 @@ def hold_cmd(qty: int = 1, customer: str | None = None, **kw: object) -> PlaceHo
 def test_hold_takes_units_and_expires_after_the_ttl() -> None:
     s = stock(10)
     [d] = domain.decide(s, [hold_cmd(3)], NOW)
-    assert isinstance(d, domain.HoldCreated)
-    assert d.available_after == 7 and d.hold.expires_at == NOW + timedelta(seconds=120)
+    assert isinstance(d, domain.HoldPlaced)
+    assert d.available == 7 and d.hold.expires_at == NOW + timedelta(seconds=120)
 
 
 def test_last_unit_goes_to_exactly_one_of_two_holds() -> None:
     decisions = domain.decide(stock(1), [hold_cmd(), hold_cmd()], NOW)
-    assert [type(d) for d in decisions] == [domain.HoldCreated, domain.HoldDenied]
+    assert [type(d) for d in decisions] == [domain.HoldPlaced, domain.HoldRefused]
     assert decisions[1].reason == "insufficient_stock" and decisions[1].available == 0  # type: ignore[attr-defined]
 
 
 def test_unknown_product_is_refused() -> None:
     cmd = PlaceHold(hold_id=uuid.uuid4(), product_id=99, qty=1)
     [d] = domain.decide(stock(), [cmd], NOW)
-    assert isinstance(d, domain.HoldDenied) and d.reason == "product_not_found"
+    assert isinstance(d, domain.HoldRefused) and d.reason == "product_not_found"
 
 
 @pytest.mark.parametrize(
@@ -58,19 +58,19 @@ def test_sale_window_is_enforced(
     starts: datetime | None, ends: datetime | None, allowed: bool
 ) -> None:
     [d] = domain.decide(stock(5, sale_starts_at=starts, sale_ends_at=ends), [hold_cmd()], NOW)
-    assert isinstance(d, domain.HoldCreated) is allowed
+    assert isinstance(d, domain.HoldPlaced) is allowed
     if not allowed:
-        assert isinstance(d, domain.HoldDenied) and d.reason == "sale_not_active"
+        assert isinstance(d, domain.HoldRefused) and d.reason == "sale_not_active"
 
 
 def test_customer_limit_counts_earlier_holds_of_the_batch_and_the_past() -> None:
     s = stock(10, max_per_customer=3)
     s.customer_usage[(1, "", "c1")] = 1
     decisions = domain.decide(s, [hold_cmd(2, "c1"), hold_cmd(1, "c1"), hold_cmd(3, "c2")], NOW)
-    assert isinstance(decisions[0], domain.HoldCreated)
-    assert isinstance(decisions[1], domain.HoldDenied)
+    assert isinstance(decisions[0], domain.HoldPlaced)
+    assert isinstance(decisions[1], domain.HoldRefused)
     assert decisions[1].reason == "customer_limit_exceeded"
-    assert isinstance(decisions[2], domain.HoldCreated)
+    assert isinstance(decisions[2], domain.HoldPlaced)
 
 
 def test_redelivered_command_replays_the_same_hold_without_taking_stock_again() -> None:
@@ -78,7 +78,7 @@ def test_redelivered_command_replays_the_same_hold_without_taking_stock_again() 
     cmd = hold_cmd(2)
     first = domain.decide(s, [cmd], NOW)[0]
     again = domain.decide(s, [cmd], NOW + timedelta(seconds=1))[0]
-    assert isinstance(first, domain.HoldCreated) and isinstance(again, domain.HoldReplayed)
+    assert isinstance(first, domain.HoldPlaced) and isinstance(again, domain.HoldReplayed)
     assert s.products[1].available == 3
 
 
@@ -88,8 +88,8 @@ def test_same_idempotency_key_with_another_body_is_refused() -> None:
     a = PlaceHold(hold_id=hold_id, product_id=1, qty=1, idempotency_key="k", request_hash="a")
     b = PlaceHold(hold_id=hold_id, product_id=1, qty=2, idempotency_key="k", request_hash="b")
     first, second = domain.decide(s, [a, b], NOW)
-    assert isinstance(first, domain.HoldCreated)
-    assert isinstance(second, domain.HoldDenied) and second.reason == "idempotency_key_reused"
+    assert isinstance(first, domain.HoldPlaced)
+    assert isinstance(second, domain.HoldRefused) and second.reason == "idempotency_key_reused"
 
 
 def test_command_past_its_deadline_is_dropped_not_executed() -> None:
@@ -102,7 +102,7 @@ def test_command_past_its_deadline_is_dropped_not_executed() -> None:
 def test_expiry_returns_units_once() -> None:
     s = stock(5)
     [placed] = domain.decide(s, [hold_cmd(2)], NOW)
-    assert isinstance(placed, domain.HoldCreated)
+    assert isinstance(placed, domain.HoldPlaced)
     later = NOW + timedelta(seconds=121)
     expire = ExpireHold(hold_id=placed.hold.hold_id, product_id=1)
     first, second = domain.decide(s, [expire, expire], later)
@@ -131,7 +131,7 @@ def test_release_cancels_a_pending_order_once_and_returns_its_units() -> None:
     release = ReleaseOrderStock(order_id=order_id, product_id=1, payment_key="evt")
     expire = ExpireOrder(order_id=order_id, product_id=1)
     first, second = domain.decide(s, [release, expire], NOW)
-    assert isinstance(first, domain.OrderReleased) and first.cancelled_by == "payment:evt"
+    assert isinstance(first, domain.StockReleased) and first.cancelled_by == "payment:evt"
     assert isinstance(second, domain.Unchanged)
     assert s.products[1].available == 5
 
@@ -175,7 +175,7 @@ def test_available_never_negative_and_stock_is_conserved(
             now += timedelta(seconds=n)
             continue
         for d in domain.decide(s, [cmd], now):  # type: ignore[list-item]
-            if isinstance(d, domain.HoldCreated):
+            if isinstance(d, domain.HoldPlaced):
                 placed.append(d.hold.hold_id)
         p = s.products[1]
         active = sum(h.qty for h in s.holds.values() if h.status == "active")
@@ -192,7 +192,7 @@ def test_available_never_negative_and_stock_is_conserved(
 def test_a_batch_never_grants_more_than_the_stock(initial: int, qtys: list[int]) -> None:
     s = stock(initial)
     decisions = domain.decide(s, [hold_cmd(q) for q in qtys], NOW)
-    granted = sum(d.hold.qty for d in decisions if isinstance(d, domain.HoldCreated))
+    granted = sum(d.hold.qty for d in decisions if isinstance(d, domain.HoldPlaced))
     assert granted <= initial
     assert s.products[1].available == initial - granted
 
@@ -213,7 +213,7 @@ def test_expiring_a_hold_in_the_batch_does_not_lift_the_customer_limit() -> None
     expire = ExpireHold(hold_id=old.hold_id, product_id=1)
     expired, second = domain.decide(s, [expire, hold_cmd(2, "c")], NOW)
     assert isinstance(expired, domain.HoldExpired)
-    assert isinstance(second, domain.HoldDenied) and second.reason == "customer_limit_exceeded"
+    assert isinstance(second, domain.HoldRefused) and second.reason == "customer_limit_exceeded"
 
 
 def test_a_restock_past_its_deadline_is_dropped() -> None:

@@ -25,16 +25,16 @@ from workers.inventory.model import (
     Decision,
     Dropped,
     Hold,
-    HoldCreated,
-    HoldDenied,
     HoldExpired,
+    HoldPlaced,
+    HoldRefused,
     HoldReplayed,
     InventoryCommand,
     Order,
-    OrderReleased,
     Product,
     Restocked,
     Stock,
+    StockReleased,
     Unchanged,
 )
 
@@ -44,13 +44,13 @@ __all__ = [
     "ExpireHold",
     "ExpireOrder",
     "Hold",
-    "HoldCreated",
-    "HoldDenied",
+    "HoldPlaced",
+    "HoldRefused",
     "HoldExpired",
     "HoldReplayed",
     "InventoryCommand",
     "Order",
-    "OrderReleased",
+    "StockReleased",
     "PlaceHold",
     "Product",
     "ReleaseOrderStock",
@@ -85,25 +85,25 @@ def _place(stock: Stock, cmd: PlaceHold, now: datetime) -> Decision:
         existing = stock.keyed_holds.get((cmd.client_id, cmd.idempotency_key))
     if existing is not None:
         if existing.request_hash != cmd.request_hash or existing.product_id != cmd.product_id:
-            return HoldDenied(cmd, "idempotency_key_reused", None)
+            return HoldRefused(cmd, "idempotency_key_reused", None)
         return HoldReplayed(cmd, existing, product.available if product else 0)
     if cmd.expired(now):
         return Dropped(cmd)
     if product is None:
-        return HoldDenied(cmd, "product_not_found", None)
+        return HoldRefused(cmd, "product_not_found", None)
     if not product.on_sale(now):
-        return HoldDenied(cmd, "sale_not_active", product.available)
+        return HoldRefused(cmd, "sale_not_active", product.available)
     usage_key = (product.product_id, cmd.client_id, cmd.customer_id or "")
     if product.max_per_customer is not None and cmd.customer_id is None:
         # an anonymous hold would bypass the limit: the limit needs someone to count against
-        return HoldDenied(cmd, "customer_id_required", product.available)
+        return HoldRefused(cmd, "customer_id_required", product.available)
     # Sold out before the customer's limit: the answer a gateway can give from stock levels.
     if product.available < cmd.qty:
-        return HoldDenied(cmd, "insufficient_stock", product.available)
+        return HoldRefused(cmd, "insufficient_stock", product.available)
     if cmd.customer_id is not None and product.max_per_customer is not None:
         used = stock.customer_usage.get(usage_key, 0)
         if used + cmd.qty > product.max_per_customer:
-            return HoldDenied(cmd, "customer_limit_exceeded", product.available)
+            return HoldRefused(cmd, "customer_limit_exceeded", product.available)
 
     after = replace(product, available=product.available - cmd.qty)
     hold = Hold(
@@ -123,7 +123,7 @@ def _place(stock: Stock, cmd: PlaceHold, now: datetime) -> Decision:
         stock.keyed_holds[(cmd.client_id, cmd.idempotency_key)] = hold
     if cmd.customer_id is not None:
         stock.customer_usage[usage_key] = stock.customer_usage.get(usage_key, 0) + cmd.qty
-    return HoldCreated(cmd, hold, after.available)
+    return HoldPlaced(cmd, hold, after.available)
 
 
 def _expire(stock: Stock, cmd: ExpireHold, now: datetime) -> Decision:
@@ -194,4 +194,4 @@ def _release(stock: Stock, cmd: ReleaseOrderStock | ExpireOrder) -> Decision:
         reason, by = "payment_window_elapsed", "payment_window"
     stock.products[product.product_id] = replace(product, available=product.available + order.qty)
     stock.orders[order.order_id] = replace(order, status="cancelled", cancel_reason=reason)
-    return OrderReleased(cmd, order, reason, by)
+    return StockReleased(cmd, order, reason, by)

@@ -85,7 +85,7 @@ async def handle(
         [
             d.hold
             for d in decisions
-            if isinstance(d, domain.HoldCreated | domain.HoldReplayed) and d.hold.status == "active"
+            if isinstance(d, domain.HoldPlaced | domain.HoldReplayed) and d.hold.status == "active"
         ],
     )
 

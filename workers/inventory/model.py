@@ -1,5 +1,6 @@
 """What one inventory partition decides on and what it decides: the loaded state (products,
-holds, orders of a batch) and the decisions `workers.inventory.domain.decide` returns."""
+holds, orders of a batch) and the decisions `workers.inventory.domain.decide` returns, named as
+the HTTP contract and the messages name them (docs/glossary.md)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared import messages
 from shared.holds import hold_is_live, on_sale
-from shared.messages import (
-    ExpireHold,
-    ExpireOrder,
-    HoldPlaced,
-    HoldRefused,
-    Message,
-    OrderCancelled,
-    PlaceHold,
-    ReleaseOrderStock,
-    Restock,
-    StockChanged,
-)
+from shared.messages import ExpireHold, ExpireOrder, Message, PlaceHold, ReleaseOrderStock, Restock
 from shared.messages.replies import HoldRefusalReason
 
 #: One command a partition decides (envelopes are unpacked before).
@@ -95,13 +86,16 @@ class Decision:
 
 
 @dataclass(frozen=True)
-class HoldCreated(Decision):
+class HoldPlaced(Decision):
+    """A hold was placed: its units left `available` (201 on the HTTP side)."""
+
     hold: Hold
-    available_after: int
+    #: units available after this hold
+    available: int
 
     @property
     def reply(self) -> Message:
-        return _placed(self.hold, self.available_after)
+        return _placed(self.hold, self.available)
 
 
 @dataclass(frozen=True)
@@ -117,27 +111,33 @@ class HoldReplayed(Decision):
 
 
 @dataclass(frozen=True)
-class HoldDenied(Decision):
+class HoldRefused(Decision):
+    """No hold was placed, nothing changed; `reason` is the HTTP answer's code."""
+
     reason: HoldRefusalReason
     available: int | None
 
     @property
     def reply(self) -> Message:
-        return HoldRefused(reason=self.reason, available=self.available)
+        return messages.HoldRefused(reason=self.reason, available=self.available)
 
 
 @dataclass(frozen=True)
 class HoldExpired(Decision):
+    """An active hold past its expiry: expired, its units back in `available`."""
+
     hold: Hold
 
 
 @dataclass(frozen=True)
 class Restocked(Decision):
+    """A restock added its units (once per Restock message id)."""
+
     product: Product
 
     @property
     def reply(self) -> Message:
-        return StockChanged(
+        return messages.StockChanged(
             product_id=self.product.product_id,
             stock_total=self.product.stock_total,
             available=self.product.available,
@@ -145,14 +145,17 @@ class Restocked(Decision):
 
 
 @dataclass(frozen=True)
-class OrderReleased(Decision):
+class StockReleased(Decision):
+    """A pending order was cancelled and its units released back to stock (a failed payment,
+    or its payment window ended)."""
+
     order: Order
     reason: str
     cancelled_by: str
 
     @property
     def reply(self) -> Message:
-        return OrderCancelled(
+        return messages.OrderCancelled(
             order_id=self.order.order_id,
             order_status="cancelled",
             cancelled_now=True,
@@ -177,8 +180,8 @@ class Dropped(Decision):
     """The requester gave up before the decision: not executed, not answered."""
 
 
-def _placed(hold: Hold, available: int) -> HoldPlaced:
-    return HoldPlaced(
+def _placed(hold: Hold, available: int) -> messages.HoldPlaced:
+    return messages.HoldPlaced(
         hold_id=hold.hold_id,
         product_id=hold.product_id,
         qty=hold.qty,

@@ -193,7 +193,7 @@ async def save(pg: asyncpg.Connection, decisions: Sequence[domain.Decision]) -> 
     restocked: list[tuple[Any, ...]] = []
     for d in decisions:
         cmd = d.command
-        if isinstance(d, domain.HoldCreated):
+        if isinstance(d, domain.HoldPlaced):
             h = d.hold
             deltas[h.product_id][0] -= h.qty
             new_holds.append(
@@ -217,10 +217,10 @@ async def save(pg: asyncpg.Connection, decisions: Sequence[domain.Decision]) -> 
             deltas[cmd.product_id][1] += cmd.add
             # a second delivery conflicts on the key, rolls back, and is decided again
             restocked.append((cmd.message_id, cmd.product_id, cmd.add))
-        elif isinstance(d, domain.OrderReleased):
+        elif isinstance(d, domain.StockReleased):
             deltas[d.order.product_id][0] += d.order.qty
             cancelled.append((d.order.order_id, d.reason, d.cancelled_by))
-        elif isinstance(d, domain.HoldDenied) and d.reason not in (
+        elif isinstance(d, domain.HoldRefused) and d.reason not in (
             "idempotency_key_reused",
             "product_not_found",  # no row to count it on
         ):

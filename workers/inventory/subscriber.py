@@ -158,21 +158,23 @@ def _without_empty_keys(command: PartitionMessage) -> PartitionMessage:
     return command
 
 
-_HOT = (domain.HoldCreated, domain.HoldReplayed, domain.HoldDenied, domain.HoldExpired)
+_HOT = (domain.HoldPlaced, domain.HoldReplayed, domain.HoldRefused, domain.HoldExpired)
 
 
 def _observe(done: handlers.Committed, partition: str, seconds: float) -> None:
     """The metrics of a batch, one log line for it, and a line for each rare decision."""
     decisions = done.decisions
     kinds: Counter[str] = Counter(type(d).__name__ for d in decisions)
-    refused: Counter[str] = Counter(d.reason for d in decisions if isinstance(d, domain.HoldDenied))
+    refused: Counter[str] = Counter(
+        d.reason for d in decisions if isinstance(d, domain.HoldRefused)
+    )
     now = utcnow()
     lateness = [
         (now - d.hold.expires_at).total_seconds()
         for d in decisions
         if isinstance(d, domain.HoldExpired)
     ]
-    metrics.HOLDS.labels("placed").inc(kinds["HoldCreated"])
+    metrics.HOLDS.labels("placed").inc(kinds["HoldPlaced"])
     metrics.HOLDS.labels("replayed").inc(kinds["HoldReplayed"])
     metrics.HOLDS.labels("refused").inc(sum(refused.values()))
     for reason, n in refused.items():
@@ -186,7 +188,7 @@ def _observe(done: handlers.Committed, partition: str, seconds: float) -> None:
         extra={
             "partition": partition,
             "commands": len(decisions),
-            "placed": kinds["HoldCreated"],
+            "placed": kinds["HoldPlaced"],
             "replayed": kinds["HoldReplayed"],
             "refused": dict(refused),
             "expired": len(lateness),
@@ -209,20 +211,20 @@ def _observe_one(d: domain.Decision, partition: str, now: Any) -> None:
         "message_id": str(cmd.message_id),
         "product_id": cmd.product_id,
     }
-    if isinstance(d, domain.HoldCreated):
+    if isinstance(d, domain.HoldPlaced):
         log.debug(
             "hold placed",
             extra={
                 **ids,
                 "hold_id": str(d.hold.hold_id),
                 "qty": d.hold.qty,
-                "available": d.available_after,
+                "available": d.available,
                 "customer_id": d.hold.customer_id,
             },
         )
     elif isinstance(d, domain.HoldReplayed):
         log.debug("hold replayed", extra={**ids, "hold_id": str(d.hold.hold_id)})
-    elif isinstance(d, domain.HoldDenied):
+    elif isinstance(d, domain.HoldRefused):
         assert isinstance(cmd, domain.PlaceHold)
         log.debug(
             "hold refused",
@@ -252,7 +254,7 @@ def _observe_one(d: domain.Decision, partition: str, now: Any) -> None:
             "stock added",
             extra={**ids, "available": d.product.available, "stock_total": d.product.stock_total},
         )
-    elif isinstance(d, domain.OrderReleased):
+    elif isinstance(d, domain.StockReleased):
         metrics.STOCK_RELEASED.labels(d.reason).inc()
         log.info(
             "stock released",
