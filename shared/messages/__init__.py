@@ -1,4 +1,5 @@
-"""Message contracts: commands (imperative), events and replies (past tense)."""
+"""Message contracts: commands (imperative), events and replies (past tense); what each name
+means from the HTTP contract to the metric: docs/glossary.md."""
 
 from typing import Annotated
 
