@@ -223,3 +223,28 @@ async def test_a_failed_payment_sells_the_units_again_within_a_second_through_ev
         )
         assert failed.status_code == 200 and failed.json()["order_status"] == "cancelled"
         await _sells_again_within([b, a], product["id"], time.monotonic())
+
+
+async def test_too_many_holds_waiting_for_a_partition_get_429_with_retry_after(
+    servers: ServerSet,
+) -> None:
+    # no inventory worker: every envelope waits; one in flight, five holds may wait behind it
+    overrides = {
+        "FLASHSALE_HOLD_BATCHES_IN_FLIGHT": "1",
+        "FLASHSALE_HOLD_BATCH_MAX_WAITING": "5",
+        "FLASHSALE_HOLD_BATCH_SIZE": "5",
+        "FLASHSALE_REQUEST_TIMEOUT_SECONDS": "2",
+    }
+    with isolated_system(servers, workers={}, overrides=overrides) as (lab, _, _):
+        async with httpx.AsyncClient(base_url=lab.base_url, timeout=30) as c:
+            body = {"product_id": 1, "qty": 1}
+            first = asyncio.create_task(c.post("/api/holds", json=body))
+            await asyncio.sleep(0.3)  # its envelope is in flight
+            answers = await asyncio.gather(*[c.post("/api/holds", json=body) for _ in range(20)])
+            answers.append(await first)
+    overloaded = [r for r in answers if r.status_code == 429]
+    assert len(overloaded) >= 10
+    for r in overloaded:
+        assert_problem(r, 429, "overloaded")
+        assert r.headers["retry-after"] == "1"
+    assert {r.status_code for r in answers} <= {429, 503}
