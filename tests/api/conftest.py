@@ -47,6 +47,8 @@ class Gateway:
     bus: FakeBus
     requester: Requester
     settings: Settings
+    #: what the server runs: its `wire_hold` is the HTTP server's own path for the common hold
+    lane: FastLane
 
 
 def settings_of(**overrides: Any) -> Settings:
@@ -78,10 +80,11 @@ async def running(settings: Settings, max_in_flight: int = 5000) -> AsyncIterato
     app.state.streams = Streams(
         requester.snapshot, app.state.reads, settings.max_streams, settings.stream_heartbeat_seconds
     )
-    transport = httpx.ASGITransport(app=FastLane(app))
+    lane = FastLane(app)
+    transport = httpx.ASGITransport(app=lane)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            yield Gateway(client, bus, requester, settings)
+            yield Gateway(client, bus, requester, settings, lane)
     finally:
         app.state.streams.close()
 

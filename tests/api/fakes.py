@@ -76,6 +76,11 @@ class FakeBus:
         assert isinstance(found, bytes)
         return found
 
+    async def first_sent(self) -> None:
+        """Wait until the gateway has published a command (and not had its answer)."""
+        while not self.sent:
+            await asyncio.sleep(0.001)
+
     async def listen(self, *args: Any, **kw: Any) -> None:
         """The stock levels feed: nothing arrives unless a test applies levels itself."""
 
@@ -130,6 +135,18 @@ def placed(available: int = 5, levels: dict[int, Level] | None = None) -> Answer
             for h in envelope.holds
         ]
         return HoldsDecided(replies=replies, levels=levels or {})
+
+    return answer
+
+
+def placed_once(released: asyncio.Event) -> Answer:
+    """The partition places the envelope's holds, but only once `released` is set."""
+
+    async def answer(envelope: PlaceHolds) -> HoldsDecided:
+        await released.wait()
+        decision = placed()(envelope)
+        assert isinstance(decision, HoldsDecided)
+        return decision
 
     return answer
 

@@ -20,6 +20,7 @@ from tests.api.fakes import (
     confirm_lost,
     decided,
     placed,
+    placed_once,
     raising,
 )
 from tests.helpers import assert_problem
@@ -206,15 +207,9 @@ async def test_too_many_holds_waiting_for_a_partition_are_429_overloaded(
 ) -> None:
     async with make_gateway(hold_batch_max_waiting=1, hold_batches_in_flight=1) as gw:
         release = asyncio.Event()
-
-        async def slow(envelope: PlaceHolds) -> Any:
-            await release.wait()
-            return placed()(envelope)
-
-        gw.bus.answer(PlaceHolds, slow)
+        gw.bus.answer(PlaceHolds, placed_once(release))
         first = asyncio.ensure_future(gw.client.post("/api/holds", json=_hold()))
-        while not gw.bus.sent:  # the first envelope is out, unanswered
-            await asyncio.sleep(0.001)
+        await gw.bus.first_sent()  # its envelope is out, unanswered
         second = asyncio.ensure_future(gw.client.post("/api/holds", json=_hold()))
         await asyncio.sleep(0.01)  # waits behind it
         r = await gw.client.post("/api/holds", json=_hold())
