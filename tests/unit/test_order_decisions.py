@@ -65,7 +65,7 @@ def _order(cmd: CreateOrder, **kw: object) -> domain.OrderView:
 def test_a_live_hold_becomes_an_order_of_its_qty_at_the_products_price() -> None:
     cmd = _cmd()
     decision = domain.decide(cmd, domain.OrderState(hold=_hold(cmd), price_cents=100), NOW, WINDOW)
-    assert isinstance(decision, domain.Create)
+    assert isinstance(decision, domain.OrderCreated)
     assert decision.amount_cents == 300 and decision.pay_by == NOW + WINDOW
     assert decision.settlement.order_status == "pending" and decision.release_key is None
 
@@ -73,7 +73,7 @@ def test_a_live_hold_becomes_an_order_of_its_qty_at_the_products_price() -> None
 def test_cash_on_delivery_has_no_payment_deadline() -> None:
     cmd = _cmd(payment_method="cash_on_delivery")
     decision = domain.decide(cmd, domain.OrderState(hold=_hold(cmd), price_cents=100), NOW, WINDOW)
-    assert isinstance(decision, domain.Create) and decision.pay_by is None
+    assert isinstance(decision, domain.OrderCreated) and decision.pay_by is None
 
 
 def test_payments_that_came_first_settle_the_new_order() -> None:
@@ -85,7 +85,7 @@ def test_payments_that_came_first_settle_the_new_order() -> None:
     ]
     state = domain.OrderState(hold=_hold(cmd), price_cents=100, pending=pending)
     decision = domain.decide(cmd, state, NOW, WINDOW)
-    assert isinstance(decision, domain.Create)
+    assert isinstance(decision, domain.OrderCreated)
     assert decision.settlement.results == {
         "wrong-amount": "rejected",
         "failed": "applied",
@@ -97,14 +97,17 @@ def test_payments_that_came_first_settle_the_new_order() -> None:
 def test_an_order_this_command_made_is_answered_again_with_its_follow_ups() -> None:
     cmd = _cmd(idempotency_key="k", request_hash="h")
     state = domain.OrderState(existing=_order(cmd), failed_key="f")
-    assert domain.decide(cmd, state, NOW, WINDOW) == domain.Replay(
+    assert domain.decide(cmd, state, NOW, WINDOW) == domain.OrderReplayed(
         state.existing,  # type: ignore[arg-type]
         NOW + WINDOW,
         "f",
     )
     paid = domain.OrderState(existing=_order(cmd, status="paid"), failed_key=None)
     replay = domain.decide(cmd, paid, NOW, WINDOW)
-    assert isinstance(replay, domain.Replay) and (replay.pay_by, replay.release_key) == (None, None)
+    assert isinstance(replay, domain.OrderReplayed) and (replay.pay_by, replay.release_key) == (
+        None,
+        None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -114,7 +117,7 @@ def test_a_key_reused_for_another_request_is_refused(existing: dict[str, object]
     cmd = _cmd(idempotency_key="k", request_hash="h")
     order = _order(cmd, **existing)
     decision = domain.decide(cmd, domain.OrderState(existing=order), NOW, WINDOW)
-    assert decision == domain.Refuse("idempotency_key_reused", cmd.order_id)
+    assert decision == domain.OrderRefused("idempotency_key_reused", cmd.order_id)
 
 
 @given(
@@ -136,8 +139,8 @@ def test_an_order_is_created_only_from_a_live_hold_of_the_storefront_asking(
     state = domain.OrderState(hold=hold if known else None, price_cents=100)
     decision = domain.decide(cmd, state, NOW, WINDOW)
     live = known and same_client and status == "active" and expires_in > 0
-    assert isinstance(decision, domain.Create) == live
+    assert isinstance(decision, domain.OrderCreated) == live
     if not live:
-        assert isinstance(decision, domain.Refuse)
+        assert isinstance(decision, domain.OrderRefused)
         if not known or not same_client:
             assert decision.reason == "hold_not_found"  # another's hold does not exist for it

@@ -26,7 +26,7 @@ def hold(status: str = "active", expires_in: float = 60) -> orders.HoldView:
 
 
 def test_live_hold_converts() -> None:
-    assert isinstance(orders.decide_conversion(hold(), NOW), orders.Convert)
+    assert isinstance(orders.decide_conversion(hold(), NOW), orders.Convertible)
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def test_live_hold_converts() -> None:
 )
 def test_hold_that_cannot_convert_is_refused(view: orders.HoldView | None, reason: str) -> None:
     decision = orders.decide_conversion(view, NOW)
-    assert isinstance(decision, orders.Refuse) and decision.reason == reason
+    assert isinstance(decision, orders.OrderRefused) and decision.reason == reason
 
 
 def test_first_pending_payment_decides_and_later_ones_are_ignored() -> None:

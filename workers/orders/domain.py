@@ -1,8 +1,9 @@
 """Pure rules of turning a hold into an order and settling payments that came first.
 
 `decide(cmd, state, now, payment_window)` reads what the handler loaded (in the transaction,
-under the hold's and the order's locks) and says what to do: answer an order that exists again,
-refuse, or create the order. The handler applies it with conditional SQL.
+under the hold's and the order's locks) and says what to do: answer an order that exists again
+(OrderReplayed), refuse (OrderRefused), or create the order (OrderCreated), named as the replies
+and the HTTP contract name them (docs/glossary.md). The handler applies it with conditional SQL.
 """
 
 from __future__ import annotations
@@ -47,30 +48,32 @@ class OrderView:
 
 
 @dataclass(frozen=True)
-class Convert:
-    """The hold is live: convert it and insert the order."""
+class Convertible:
+    """The hold is live and the storefront's: it may be converted into an order."""
 
 
 @dataclass(frozen=True)
-class Refuse:
+class OrderRefused:
+    """No order; nothing changes (the reply OrderRefused, the HTTP answer's code)."""
+
     reason: OrderRefusalReason
     order_id: uuid.UUID | None = None
 
 
 def decide_conversion(
     hold: HoldView | None, now: datetime, client_id: str = ""
-) -> Convert | Refuse:
+) -> Convertible | OrderRefused:
     """Exactly one order per hold, and only from an active hold before its `expires_at`.
 
     A hold belongs to the storefront that made it: to any other it does not exist.
     """
     if hold is None or hold.client_id != client_id:
-        return Refuse("hold_not_found")
+        return OrderRefused("hold_not_found")
     if hold.status == "converted":
-        return Refuse("hold_already_used", hold.order_id)
+        return OrderRefused("hold_already_used", hold.order_id)
     if not hold_is_live(hold.status, hold.expires_at, now):
-        return Refuse("hold_expired")
-    return Convert()
+        return OrderRefused("hold_expired")
+    return Convertible()
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ class OrderState:
 
 
 @dataclass(frozen=True)
-class Replay:
+class OrderReplayed:
     """The order exists: answer it again and redo its follow-ups (all idempotent)."""
 
     order: OrderView
@@ -139,7 +142,7 @@ class Replay:
 
 
 @dataclass(frozen=True)
-class Create:
+class OrderCreated:
     """Convert the hold and insert the order, settling the payments that came first."""
 
     hold: HoldView
@@ -162,7 +165,7 @@ class Create:
 
 def decide(
     cmd: CreateOrder, state: OrderState, now: datetime, payment_window: timedelta
-) -> Replay | Refuse | Create:
+) -> OrderReplayed | OrderRefused | OrderCreated:
     """Exactly one order per hold: an order this command made is answered again (the same
     key with another request is refused); else the hold must be live and the storefront's."""
     existing = state.existing
@@ -170,19 +173,19 @@ def decide(
         if existing.hold_id != cmd.hold_id or (
             cmd.idempotency_key and existing.request_hash != cmd.request_hash
         ):
-            return Refuse("idempotency_key_reused", existing.order_id)
+            return OrderRefused("idempotency_key_reused", existing.order_id)
         pending = existing.status == "pending"
-        return Replay(
+        return OrderReplayed(
             existing,
             existing.pay_by if pending else None,
             state.failed_key if pending else None,
         )
     conversion = decide_conversion(state.hold, now, cmd.client_id)
-    if isinstance(conversion, Refuse):
+    if isinstance(conversion, OrderRefused):
         return conversion
     assert state.hold is not None and state.price_cents is not None
     amount = state.price_cents * state.hold.qty
     settlement = settle_pending(state.pending, amount)
     online = cmd.payment_method == "online"
     pay_by = now + payment_window if online else None
-    return Create(state.hold, amount, settlement, pay_by)
+    return OrderCreated(state.hold, amount, settlement, pay_by)

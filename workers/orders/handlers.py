@@ -53,9 +53,9 @@ async def create_order(
         await locks.lock(conn, "order", cmd.order_id)
         now = clock()  # after the wait: the hold may have expired meanwhile
         decision = domain.decide(cmd, await store.load(conn, cmd), now, window)
-        if isinstance(decision, domain.Refuse):
+        if isinstance(decision, domain.OrderRefused):
             return Outcome(OrderRefused(reason=decision.reason, order_id=decision.order_id))
-        if isinstance(decision, domain.Replay):
+        if isinstance(decision, domain.OrderReplayed):
             return Outcome(_created(decision.order), decision.pay_by, decision.release_key)
         order = await store.create(conn, cmd, decision, now)
     if order is None:  # lost to the expiry at the boundary

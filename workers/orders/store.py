@@ -99,7 +99,7 @@ async def load(conn: AsyncConnection, cmd: CreateOrder) -> domain.OrderState:
 
 
 async def create(
-    conn: AsyncConnection, cmd: CreateOrder, decision: domain.Create, now: datetime
+    conn: AsyncConnection, cmd: CreateOrder, decision: domain.OrderCreated, now: datetime
 ) -> domain.OrderView | None:
     """Convert the hold and insert the order; None: the hold expired at the boundary."""
     hold = decision.hold
