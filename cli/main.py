@@ -18,6 +18,7 @@ from cli import (
     requests_http,
     simulate,
     stock,
+    system,
     webhook,
 )
 from cli.exits import FlashsaleTyper
@@ -54,9 +55,9 @@ def _opts(
     http_port: int,
     inventory_replicas: int = 2,
     seed: bool = True,
-) -> launcher.LaunchOptions:
-    return launcher.LaunchOptions(
-        home=(home or launcher.default_home()).resolve(),
+) -> system.LaunchOptions:
+    return system.LaunchOptions(
+        home=(home or system.default_home()).resolve(),
         amqp_port=amqp_port,
         mgmt_port=mgmt_port,
         pg_port=pg_port,

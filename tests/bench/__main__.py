@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cli.launcher import LaunchOptions
+from cli.system import LaunchOptions
 from shared.db.migrate import upgrade
 from shared.settings import PROJECT_ROOT, Settings
 from tests import servers as server_sources
