@@ -23,9 +23,6 @@ pytestmark = pytest.mark.unit
 PACKAGES = ("cli", "gateway", "workers", "shared")
 #: Entrypoints above every layer: they may import whatever they put together.
 TOP = ("cli",)
-#: An old module path kept for callers not yet moved (the fault tests run `python -m
-#: shared.cli.main`): it may import the one module it re-exports, and nothing else from above.
-OLD_PLACES = {"shared.cli.main": "cli.main"}
 WORKERS = ("workers.inventory", "workers.orders", "workers.payments")
 
 
@@ -53,8 +50,6 @@ def _within(module: str, *packages: str) -> bool:
 
 def _allowed(importer: str, imported: str) -> bool:
     if _within(importer, *TOP) or not _within(imported, *PACKAGES, "tests"):
-        return True
-    if OLD_PLACES.get(importer) == imported:
         return True
     if _within(imported, "tests") or _within(imported, *TOP):
         return False  # nothing in the product imports the tests or an entrypoint
@@ -85,7 +80,7 @@ def test_the_rule_sees_an_arrow_that_points_up() -> None:
     assert not _allowed("gateway.app", "cli.main")
     assert not _allowed("shared.roles", "cli.launcher")
     assert not _allowed("workers.inventory.main", "cli.asyncapi")
-    assert not _allowed("shared.cli.main", "cli.launcher")
+    assert not _allowed("shared.db.migrate", "cli.main")
     assert _allowed("cli.main", "gateway.app")
     assert _allowed("cli.asyncapi", "workers.orders.subscriber")
     assert _allowed("workers.orders.handlers", "shared.db.tables")

@@ -1,1 +1,0 @@
-"""The old place of the `flashsale` command, which lives in the top-level `cli` package now."""
