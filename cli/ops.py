@@ -16,6 +16,7 @@ from shared.bus import Bus, connect, declare_topology
 from shared.db.audit import ProductLedger, ledgers
 from shared.db.session import make_engine
 from shared.db.tables import message_failures
+from shared.failures import DEAD_HEADERS  # set on a message a worker dead-lettered itself
 from shared.messages import Message, utcnow
 from shared.settings import Settings
 
@@ -62,10 +63,6 @@ async def sweep_now(settings: Settings) -> tuple[int, int]:
         )
     finally:
         await bus.close()
-
-
-#: Headers a worker sets on a message it dead-lettered itself (shared.worker.dead_letter).
-DEAD_HEADERS = "flashsale-"
 
 
 def _death(message: AbstractIncomingMessage) -> dict[str, Any]:
