@@ -12,8 +12,8 @@ import aio_pika
 from pydantic import BaseModel, TypeAdapter
 
 from gateway.coalescer import HoldCoalescer, NotDecided, Overloaded
+from gateway.frontdoor import SHED_RETRY_AFTER_MS
 from gateway.problems import Problem, unavailable
-from gateway.server import SHED_RETRY_AFTER_MS
 from gateway.snapshot import StockSnapshot
 from shared import topology
 from shared.bus import Bus, BusUnavailable, ReplyTimeout

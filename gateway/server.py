@@ -26,9 +26,7 @@ pipelined behind such a hold waits its turn, as behind any answer in progress.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import httptools
 from uvicorn._types import ASGI3Application
@@ -38,133 +36,29 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
+from gateway.frontdoor import (
+    CLOSING,
+    HOLD_PATH,
+    IN_FLIGHT,
+    LINGER_SECONDS,
+    MAX_HEADERS,
+    NEVER_SHED,
+    NO_STORE,
+    NO_STORE_PATHS,
+    SHED,
+    SHED_ANSWER,
+    SHED_RETRY_AFTER_MS,
+    AtOnce,
+    HoldAtOnce,
+    answered_one,
+    is_stream,
+    server_headers,
+    tick,
+)
 from gateway.problems import problem_bytes
 from gateway.shedding import TICK_SECONDS, InFlightBound
-from shared.metrics import FRONT_DOOR_REFUSALS, IN_FLIGHT_BOUND
+from shared.metrics import FRONT_DOOR_REFUSALS
 from shared.settings import Settings
-
-#: Most request headers one request may carry.
-MAX_HEADERS = 100
-#: How long a refused connection is still read (and the bytes dropped) so that a client busy
-#: sending its body reads the answer instead of a connection reset.
-LINGER_SECONDS = 5.0
-#: Answers about holds, orders and payments are never stored by a cache.
-NO_STORE_PATHS = ("/api/holds", "/api/orders", "/api/payments/webhook")
-NO_STORE = (b"cache-control", b"no-store")
-#: Never shed: an operator must see a flooded gateway.
-NEVER_SHED = (b"/healthz", b"/readyz", b"/metrics")
-#: `/api/products/{id}/availability/stream`, asked for as events: lasts while its client listens.
-STREAM_PREFIX, STREAM_SUFFIX = "/api/products/", "/availability/stream"
-EVENT_STREAM = b"text/event-stream"
-#: The scope extension of a stream: an asyncio.Event set when the server shuts down.
-CLOSING = "flashsale.closing"
-#: How long a shed client is asked to wait: Retry-After in seconds (HTTP's unit) and, finer,
-#: Retry-After-Ms (and `retry_after_ms` in the body) in milliseconds.
-SHED_RETRY_AFTER_MS = 200
-
-#: Requests of this process being answered now (all its connections).
-_in_flight = [0]
-
-
-def in_flight() -> int:
-    """Requests this process is answering right now."""
-    return _in_flight[0]
-
-
-def _done(_: object) -> None:
-    _in_flight[0] -= 1
-
-
-def wants_events(accept: bytes | None) -> bool:
-    """Whether an Accept header names `text/event-stream` (a browser's EventSource does)."""
-    if not accept:
-        return False
-    ranges = (r.partition(b";")[0].strip().lower() for r in accept.split(b","))
-    return EVENT_STREAM in ranges
-
-
-def is_stream(path: str, headers: Iterable[tuple[bytes, bytes]]) -> bool:
-    """Whether a request is an availability stream: its path, and events asked for."""
-    if not (path.startswith(STREAM_PREFIX) and path.endswith(STREAM_SUFFIX)):
-        return False
-    return wants_events(next((v for n, v in headers if n == b"accept"), None))
-
-
-def _tick(loop: asyncio.AbstractEventLoop, bound: InFlightBound) -> None:
-    """Reconsider the bound every tick while requests come (and stop when none do)."""
-    busy = bound.tick()
-    IN_FLIGHT_BOUND.set(bound.limit)
-    if busy or _in_flight[0]:
-        loop.call_later(TICK_SECONDS, _tick, loop, bound)
-    else:
-        bound.armed = False
-
-
-_SHED_BODY = json.dumps(
-    {
-        "type": "urn:flashsale:problem:overloaded",
-        "title": "Too Many Requests",
-        "status": 429,
-        "detail": "this gateway process is answering as many requests as it may; retry after "
-        "the Retry-After-Ms delay",
-        "code": "overloaded",
-        "retry_after_ms": SHED_RETRY_AFTER_MS,
-    }
-).encode()
-#: The whole answer, ready: shedding costs a header parse and one write.
-_SHED_ANSWER = b"\r\n".join(
-    [
-        b"HTTP/1.1 429 Too Many Requests",
-        b"content-type: application/problem+json",
-        b"content-length: " + str(len(_SHED_BODY)).encode(),
-        b"retry-after: " + str(max(1, -(-SHED_RETRY_AFTER_MS // 1000))).encode(),
-        b"retry-after-ms: " + str(SHED_RETRY_AFTER_MS).encode(),
-        b"cache-control: no-store",
-        b"x-content-type-options: nosniff",
-        b"",
-        _SHED_BODY,
-    ]
-)
-_SHED = FRONT_DOOR_REFUSALS.labels("overloaded")
-
-
-_default: list[Any] = [None, b""]
-
-
-def _wire(headers: list[tuple[bytes, bytes]]) -> bytes:
-    """The server's default headers (a new list each second: the Date) on the wire."""
-    if headers is not _default[0]:
-        _default[0], _default[1] = headers, b"".join(b"%s: %s\r\n" % pair for pair in headers)
-    joined: bytes = _default[1]
-    return joined
-
-
-class AtOnce(Protocol):
-    """Answers a GET from memory: its url and headers → the status and the bytes that follow
-    the status line and the server's own headers (the answer's headers, the blank line, the
-    body); None: the request goes to the application."""
-
-    def __call__(
-        self, url: bytes, headers: list[tuple[bytes, bytes]], /
-    ) -> tuple[int, bytes] | None: ...
-
-
-class HoldAtOnce(Protocol):
-    """Takes a hold (its headers and whole body) without an ASGI cycle: True when it will call
-    `answer(status, bytes after the status line and the server's headers)`, now or when the
-    hold's reply comes; False: the request goes to the application."""
-
-    def __call__(
-        self,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        answer: Callable[[int, bytes], None],
-        /,
-    ) -> bool: ...
-
-
-#: The one path whose requests the server may hand to `hold_at_once`.
-HOLD_PATH = b"/api/holds"
 
 
 class _HoldBeingAnswered:
@@ -334,15 +228,15 @@ class FrontDoorProtocol(HttpToolsProtocol):
         if self.at_once is not None and self._answer_at_once():
             return
         if (
-            _in_flight[0] >= self.bound.limit
+            IN_FLIGHT[0] >= self.bound.limit
             and not self._busy()  # a pipelined request waits its turn (answers stay in order)
             and not self.url.startswith(NEVER_SHED)
             and not is_stream(self.url.partition(b"?")[0].decode("latin-1"), self.headers)
         ):
-            _SHED.inc()
+            SHED.inc()
             self.bound.shed()
             self._shedding = True
-            self.transport.write(_SHED_ANSWER)
+            self.transport.write(SHED_ANSWER)
             return
         if self.hold_at_once is not None and self._hold_eligible():
             self._hold_body = bytearray()  # taken when its body is complete
@@ -375,8 +269,13 @@ class FrontDoorProtocol(HttpToolsProtocol):
             return False
         status, rest = found
         self._answered = True  # its body, if any, is dropped
-        self.transport.write(STATUS_LINE[status] + _wire(self.server_state.default_headers) + rest)
+        self._write_answer(status, rest)
         return True
+
+    def _write_answer(self, status: int, rest: bytes) -> None:
+        """An answer written here: its status line, the server's headers, then `rest`."""
+        head = STATUS_LINE[status] + server_headers(self.server_state.default_headers)
+        self.transport.write(head + rest)
 
     def on_body(self, body: bytes) -> None:
         if self._shedding or self._answered:
@@ -443,7 +342,7 @@ class FrontDoorProtocol(HttpToolsProtocol):
             return
         # the application's to answer: as if it had been handed the request from the start
         self._holding = False
-        _in_flight[0] -= 1
+        IN_FLIGHT[0] -= 1
         self._began = 0.0
         super().on_headers_complete()
         cycle = self.cycle
@@ -457,13 +356,13 @@ class FrontDoorProtocol(HttpToolsProtocol):
         if not self._holding:
             return
         self._holding = False
-        _in_flight[0] -= 1
+        IN_FLIGHT[0] -= 1
         if self._began:
             self.bound.answered(self.loop.time() - self._began)
             self._began = 0.0
         if self.transport.is_closing():
             return  # the client left: nothing to answer
-        self.transport.write(STATUS_LINE[status] + _wire(self.server_state.default_headers) + rest)
+        self._write_answer(status, rest)
         self.server_state.total_requests += 1
         if self._close_after_hold:
             self.transport.close()
@@ -505,16 +404,16 @@ class FrontDoorProtocol(HttpToolsProtocol):
         self._count_in()
         task = self.loop.create_task(cycle.run_asgi(app))
         task.add_done_callback(self.tasks.discard)
-        task.add_done_callback(_done)
+        task.add_done_callback(answered_one)
         self.tasks.add(task)
 
     def _count_in(self) -> None:
         """A request let in: counted in flight (until its answer), its clock started."""
-        _in_flight[0] += 1
+        IN_FLIGHT[0] += 1
         self._began = self.loop.time()
         if not self.bound.armed:
             self.bound.armed = True
-            self.loop.call_later(TICK_SECONDS, _tick, self.loop, self.bound)
+            self.loop.call_later(TICK_SECONDS, tick, self.loop, self.bound)
 
     def on_response_complete(self) -> None:
         if self._began:

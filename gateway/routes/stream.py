@@ -18,9 +18,9 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.availability import Full, Streams, Subscription
 from gateway.contract import problems
+from gateway.frontdoor import CLOSING, EVENT_STREAM, wants_events
 from gateway.problems import Problem
 from gateway.schemas import AvailabilityOut
-from gateway.server import CLOSING, EVENT_STREAM, wants_events
 
 router = APIRouter(tags=["products"])
 

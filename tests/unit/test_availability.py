@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from gateway.availability import Availability, Full, Streams
+from gateway.frontdoor import wants_events
 from gateway.pages import ProductReads
-from gateway.server import wants_events
 from gateway.snapshot import Reading, StockSnapshot
 from shared.messages import Level
 
