@@ -157,6 +157,21 @@ def _hold_fields(headers: list[tuple[bytes, bytes]]) -> tuple[bool, bool, bytes 
     return as_json, keyed, token
 
 
+def _common_hold(
+    headers: list[tuple[bytes, bytes]], body: bytes, max_qty: int
+) -> tuple[HoldIn | None, bytes | None]:
+    """The hold the fast paths answer (JSON valid for HoldIn, no Idempotency-Key, within the
+    deployment's qty limit) and its Authorization; None: the route answers it."""
+    as_json, keyed, token = _hold_fields(headers)
+    if not as_json or keyed:
+        return None, token
+    try:
+        hold = HoldIn.model_validate_json(body)
+    except ValidationError:
+        return None, token
+    return (hold if hold.qty <= max_qty else None), token
+
+
 class FastLane:
     """`FastLane(create_app(settings))`: everything but the common hold and the product page
     answered from the snapshot goes to the app."""
@@ -215,16 +230,10 @@ class FastLane:
         the ASGI way (anything else, and every 401 and 422, are the route's)."""
         if tracing.enabled:  # the request's server span is the application's
             return False
-        as_json, keyed, token = _hold_fields(headers)
-        if not as_json or keyed:
-            return False
-        try:
-            hold = HoldIn.model_validate_json(body)
-        except ValidationError:
-            return False
         state = self.app.state
         settings = state.settings
-        if hold.qty > settings.max_qty_per_hold:
+        hold, token = _common_hold(headers, body, settings.max_qty_per_hold)
+        if hold is None:
             return False
         storefronts = storefronts_in(state, settings)
         client_id = storefronts.identify(bearer(token))
@@ -275,16 +284,10 @@ class FastLane:
         return True
 
     async def _hold(self, scope: Scope, receive: Receive, send: Send) -> None:
-        as_json, keyed, token = _hold_fields(scope["headers"])
         body = await _body(receive)
         state = self.app.state
-        hold = None
-        if as_json and not keyed:
-            try:
-                hold = HoldIn.model_validate_json(body)
-            except ValidationError:
-                hold = None
-        if hold is None or hold.qty > state.settings.max_qty_per_hold:
+        hold, token = _common_hold(scope["headers"], body, state.settings.max_qty_per_hold)
+        if hold is None:
             await self.app(scope, _replay(body, receive), send)
             return
         request = Request(scope)
