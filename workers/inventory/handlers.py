@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -45,26 +46,42 @@ async def handle(
     settings: Settings,
     commands: Sequence[InventoryCommand],
     *,
+    known: dict[int, domain.Product] | None = None,
     clock: Callable[[], datetime] = utcnow,
     attempts: int = 5,
 ) -> Committed:
-    """Decide and commit a batch; the caller publishes its expiries and levels afterwards."""
+    """Decide and commit a batch; the caller publishes its expiries and levels afterwards.
+
+    `known`: the partition's products as its own commits left them, kept up to date here (a
+    product leaves it when a batch fails); a batch of new holds on known products is decided on
+    them and written in one round trip (store.place), everything else reads them locked first.
+    """
     ttl = timedelta(seconds=settings.hold_ttl_seconds)
     placed_before = False
+    cache = known if known is not None else {}
     for attempt in range(1, attempts + 1):
         now = clock()
+        quick = None if placed_before else store.placeable(commands, cache)
         try:
             async with engine.connect() as conn:
                 pg = await driver_connection(conn)
                 try:
-                    async with pg.transaction():
-                        stock = await store.load(
-                            pg, commands, ttl, now, placed_before=placed_before
-                        )
-                        loaded = dict(stock.products)
+                    if quick is not None:
+                        stock = domain.Stock(products=dict(quick), hold_ttl=ttl)
+                        loaded = quick
                         decisions = domain.decide(stock, commands, now)
-                        await store.save(pg, decisions)
+                        await store.place(pg, decisions, quick)
+                    else:
+                        async with pg.transaction():
+                            stock = await store.load(
+                                pg, commands, ttl, now, placed_before=placed_before
+                            )
+                            loaded = dict(stock.products)
+                            decisions = domain.decide(stock, commands, now)
+                            await store.save(pg, decisions)
                 except BaseException:
+                    for pid in {c.product_id for c in commands}:
+                        cache.pop(pid, None)  # read again, locked, next time
                     if pg.is_closed():  # never hand a dead connection back to the pool
                         await conn.invalidate()
                     raise
@@ -79,9 +96,11 @@ async def handle(
             )
             if attempt == attempts:
                 raise
+    for pid, p in stock.products.items():
+        cache[pid] = committed(p, loaded.get(pid))
     return Committed(
         decisions,
-        {pid: level_of(p, loaded[pid]) for pid, p in stock.products.items()},
+        {pid: level_of(cache[pid]) for pid in stock.products},
         [
             d.hold
             for d in decisions
@@ -90,18 +109,23 @@ async def handle(
     )
 
 
-def level_of(product: domain.Product, loaded: domain.Product | None = None) -> Level:
-    """The product after the commit, as gateways keep it: its stock, its version (which the
-    save bumped if stock_total or available changed since `loaded`), and what they need to
-    refuse a hold without asking."""
+def committed(product: domain.Product, loaded: domain.Product | None) -> domain.Product:
+    """The product as the commit left it: its version is bumped by the save if stock_total or
+    available changed since `loaded`."""
     changed = loaded is not None and (loaded.available, loaded.stock_total) != (
         product.available,
         product.stock_total,
     )
+    return dataclasses.replace(product, version=product.version + 1) if changed else product
+
+
+def level_of(product: domain.Product) -> Level:
+    """A committed product as gateways keep it: its stock, its version, and what they need to
+    refuse a hold without asking."""
     return Level(
         available=product.available,
         stock_total=product.stock_total,
-        version=product.version + (1 if changed else 0),
+        version=product.version,
         on_sale_from=product.sale_starts_at,
         on_sale_until=product.sale_ends_at,
         limited=product.max_per_customer is not None,

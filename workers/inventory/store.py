@@ -5,6 +5,12 @@ batch needs (products always; holds, orders, restocks and customer usage when it
 one statement that writes every decision. Every write is conditional (`available + delta >= 0`,
 `status = 'active'`, `status = 'pending'`) and the CHECK constraint backs it: the counts it
 returns must match, or the batch is rolled back and decided again (ConcurrentWriter).
+
+The rush's batches (new holds without an Idempotency-Key on products without a per-customer
+limit) take one round trip: the partition decides on the products as its last commit left them
+(`known`), and one statement, committed on its own, writes the holds only if every product is
+still at the version decided on (`place`). Anything else, or a version that moved (another
+consumer wrote meanwhile), takes the locked read first.
 """
 
 from __future__ import annotations
@@ -180,6 +186,93 @@ SELECT (SELECT count(*) FROM new_holds), (SELECT count(*) FROM expired),
 """
 
 
+#: The rush's batch in one statement, committed on its own: the products move only from the
+#: version the batch was decided on, and the holds are written only if every product moved.
+_PLACE = """
+WITH stocked AS (
+  UPDATE products p
+  SET available = p.available + d.available,
+      holds_refused = p.holds_refused + d.refused,
+      version = p.version + CASE WHEN d.available <> 0 THEN 1 ELSE 0 END,
+      updated_at = CASE WHEN d.available <> 0 THEN now() ELSE p.updated_at END
+  FROM unnest($9::bigint[], $10::int[], $11::bigint[], $12::bigint[])
+       AS d(id, available, refused, version)
+  WHERE p.id = d.id AND p.version = d.version AND p.available + d.available >= 0
+  RETURNING 1
+), new_holds AS (
+  INSERT INTO holds (id, product_id, qty, customer_id, status, expires_at, idempotency_key,
+                     request_hash, client_id)
+  SELECT id, product_id, qty, customer_id, 'active', expires_at, key, hash, client
+  FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::text[], $5::timestamptz[], $6::text[],
+              $7::text[], $8::text[]) AS n(id, product_id, qty, customer_id, expires_at, key,
+                                            hash, client)
+  WHERE (SELECT count(*) FROM stocked) = cardinality($9::bigint[])
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM new_holds), (SELECT count(*) FROM stocked)
+"""
+
+
+def placeable(
+    commands: Sequence[InventoryCommand], known: dict[int, domain.Product]
+) -> dict[int, domain.Product] | None:
+    """The products a batch of new holds is decided on without reading them, or None when it
+    needs the locked read: anything but a hold, an Idempotency-Key (its earlier hold must be
+    looked up), a product not known or with a per-customer limit (its usage must be read)."""
+    products: dict[int, domain.Product] = {}
+    for c in commands:
+        if not isinstance(c, domain.PlaceHold) or c.idempotency_key is not None:
+            return None
+        product = products.get(c.product_id) or known.get(c.product_id)
+        if product is None or product.max_per_customer is not None:
+            return None
+        products[c.product_id] = product
+    return products
+
+
+async def place(
+    pg: asyncpg.Connection,
+    decisions: Sequence[domain.Decision],
+    decided_on: dict[int, domain.Product],
+) -> None:
+    """Write a batch `placeable` let through, as one statement outside any transaction;
+    raise ConcurrentWriter, having written nothing, if a product is no longer as decided on."""
+    deltas: dict[int, list[int]] = {pid: [0, 0] for pid in decided_on}  # available, refused
+    new_holds: list[tuple[Any, ...]] = []
+    for d in decisions:
+        if isinstance(d, domain.HoldPlaced):
+            deltas[d.hold.product_id][0] -= d.hold.qty
+            new_holds.append(_new_hold(d.hold))
+        elif isinstance(d, domain.HoldRefused):
+            deltas[d.command.product_id][1] += 1
+        elif not isinstance(d, domain.Dropped):
+            raise AssertionError(f"not a decision of new holds: {d!r}")
+    products = sorted(
+        (pid, available, refused, decided_on[pid].version)
+        for pid, (available, refused) in deltas.items()
+        if available or refused
+    )
+    if not products:
+        return
+    counts = await pg.fetchrow(_PLACE, *_columns(new_holds, 8), *_columns(products, 4))
+    assert counts is not None
+    if tuple(counts) != (len(new_holds), len(products)):
+        raise ConcurrentWriter(f"placed {tuple(counts)} of {(len(new_holds), len(products))}")
+
+
+def _new_hold(h: domain.Hold) -> tuple[Any, ...]:
+    return (
+        h.hold_id,
+        h.product_id,
+        h.qty,
+        h.customer_id,
+        h.expires_at,
+        h.idempotency_key,
+        h.request_hash,
+        h.client_id,
+    )
+
+
 def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
@@ -196,18 +289,7 @@ async def save(pg: asyncpg.Connection, decisions: Sequence[domain.Decision]) -> 
         if isinstance(d, domain.HoldPlaced):
             h = d.hold
             deltas[h.product_id][0] -= h.qty
-            new_holds.append(
-                (
-                    h.hold_id,
-                    h.product_id,
-                    h.qty,
-                    h.customer_id,
-                    h.expires_at,
-                    h.idempotency_key,
-                    h.request_hash,
-                    h.client_id,
-                )
-            )
+            new_holds.append(_new_hold(h))
         elif isinstance(d, domain.HoldExpired):
             deltas[d.hold.product_id][0] += d.hold.qty
             expired.append(d.hold.hold_id)

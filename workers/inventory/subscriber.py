@@ -34,7 +34,8 @@ log = logging.getLogger("workers.inventory")
 
 #: Most expiries one ExpireHolds carries.
 EXPIRIES_PER_MESSAGE = 5000
-#: Most product levels a consumer keeps for its replies (they are needed for milliseconds).
+#: Most product levels a consumer keeps for its replies (they are needed for milliseconds), and
+#: most products it decides on without reading them first.
 LATEST_LEVELS = 10_000
 
 
@@ -49,6 +50,8 @@ def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> 
     follow_ups: set[asyncio.Task[None]] = set()
     #: the newest committed level of each product this consumer decided lately, for replies
     latest: dict[int, Level] = {}
+    #: the products as this consumer's own commits left them (handlers.handle keeps it)
+    known: dict[int, domain.Product] = {}
 
     async def publish_expiries(holds: Sequence[domain.Hold]) -> None:
         # Not awaited by the next batch: a hold whose expiry is lost here (the worker dies
@@ -85,7 +88,9 @@ def _subscribe(broker: RabbitBroker, queue: RabbitQueue, ctx: WorkerContext) -> 
 
     async def process(commands: Sequence[domain.InventoryCommand]) -> list[domain.Decision]:
         started = time.perf_counter()
-        done = await handlers.handle(ctx.engine, ctx.settings, commands)
+        if len(known) > LATEST_LEVELS:
+            known.clear()  # read again, locked, when next needed
+        done = await handlers.handle(ctx.engine, ctx.settings, commands, known=known)
         after_commit(done)
         _observe(done, partition, time.perf_counter() - started)
         return done.decisions
