@@ -143,16 +143,20 @@ async def load(
     return stock
 
 
-#: Every write of a batch in one statement; the counts say whether each matched in full.
-_SAVE = """
-WITH new_holds AS (
+#: The new holds of a batch, columns $1 to $8 (`_new_hold`), in both writes below.
+_INSERT_HOLDS = """
   INSERT INTO holds (id, product_id, qty, customer_id, status, expires_at, idempotency_key,
                      request_hash, client_id)
   SELECT id, product_id, qty, customer_id, 'active', expires_at, key, hash, client
   FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::text[], $5::timestamptz[], $6::text[],
               $7::text[], $8::text[]) AS n(id, product_id, qty, customer_id, expires_at, key,
                                             hash, client)
-  RETURNING 1
+"""
+
+#: Every write of a batch in one statement; the counts say whether each matched in full.
+_SAVE = f"""
+WITH new_holds AS (
+{_INSERT_HOLDS}  RETURNING 1
 ), expired AS (
   UPDATE holds SET status = 'expired', updated_at = now()
   WHERE id = ANY($9::uuid[]) AND status = 'active'
@@ -188,7 +192,7 @@ SELECT (SELECT count(*) FROM new_holds), (SELECT count(*) FROM expired),
 
 #: The rush's batch in one statement, committed on its own: the products move only from the
 #: version the batch was decided on, and the holds are written only if every product moved.
-_PLACE = """
+_PLACE = f"""
 WITH stocked AS (
   UPDATE products p
   SET available = p.available + d.available,
@@ -200,13 +204,7 @@ WITH stocked AS (
   WHERE p.id = d.id AND p.version = d.version AND p.available + d.available >= 0
   RETURNING 1
 ), new_holds AS (
-  INSERT INTO holds (id, product_id, qty, customer_id, status, expires_at, idempotency_key,
-                     request_hash, client_id)
-  SELECT id, product_id, qty, customer_id, 'active', expires_at, key, hash, client
-  FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::text[], $5::timestamptz[], $6::text[],
-              $7::text[], $8::text[]) AS n(id, product_id, qty, customer_id, expires_at, key,
-                                            hash, client)
-  WHERE (SELECT count(*) FROM stocked) = cardinality($9::bigint[])
+{_INSERT_HOLDS}  WHERE (SELECT count(*) FROM stocked) = cardinality($9::bigint[])
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM new_holds), (SELECT count(*) FROM stocked)
@@ -244,7 +242,7 @@ async def place(
             deltas[d.hold.product_id][0] -= d.hold.qty
             new_holds.append(_new_hold(d.hold))
         elif isinstance(d, domain.HoldRefused):
-            deltas[d.command.product_id][1] += 1
+            deltas[d.command.product_id][1] += 1 if _counted_refusal(d) else 0
         elif not isinstance(d, domain.Dropped):
             raise AssertionError(f"not a decision of new holds: {d!r}")
     products = sorted(
@@ -258,6 +256,14 @@ async def place(
     assert counts is not None
     if tuple(counts) != (len(new_holds), len(products)):
         raise ConcurrentWriter(f"placed {tuple(counts)} of {(len(new_holds), len(products))}")
+
+
+def _counted_refusal(d: domain.Decision) -> bool:
+    """A refusal counted on its product's row (`holds_refused`)."""
+    return isinstance(d, domain.HoldRefused) and d.reason not in (
+        "idempotency_key_reused",
+        "product_not_found",  # no row to count it on
+    )
 
 
 def _new_hold(h: domain.Hold) -> tuple[Any, ...]:
@@ -302,10 +308,7 @@ async def save(pg: asyncpg.Connection, decisions: Sequence[domain.Decision]) -> 
         elif isinstance(d, domain.StockReleased):
             deltas[d.order.product_id][0] += d.order.qty
             cancelled.append((d.order.order_id, d.reason, d.cancelled_by))
-        elif isinstance(d, domain.HoldRefused) and d.reason not in (
-            "idempotency_key_reused",
-            "product_not_found",  # no row to count it on
-        ):
+        elif _counted_refusal(d):
             deltas[cmd.product_id][2] += 1
     if not (new_holds or expired or cancelled or restocked or deltas):
         return
