@@ -11,6 +11,7 @@ import time
 
 import httpx
 
+from cli.exits import Unreachable, masked
 from cli.supervisor import Supervisor
 from cli.system import LaunchOptions, processes
 from shared import roles
@@ -37,15 +38,21 @@ def _say(line: str) -> None:
 
 def _declare_topology(servers: LocalServers) -> None:
     """Every exchange and queue, as the operator: the processes' users may not create them."""
+    from aio_pika.exceptions import AMQPConnectionError
+
     settings = Settings(amqp_url=servers.amqp_url)  # the children's environment, too
-    roles.run_sync(
-        roles.declare_topology(
-            servers.amqp_url,
-            settings.partitions,
-            settings.hold_ttl_seconds,
-            settings.payment_window_seconds,
+    try:
+        roles.run_sync(
+            roles.declare_topology(
+                servers.amqp_url,
+                settings.partitions,
+                settings.hold_ttl_seconds,
+                settings.payment_window_seconds,
+            )
         )
-    )
+    except (OSError, asyncio.IncompleteReadError, AMQPConnectionError) as exc:
+        # the broker this launcher started, not FLASHSALE_AMQP_URL's
+        raise Unreachable("broker", masked(servers.amqp_url), str(exc) or repr(exc)) from exc
 
 
 def _write_state(opts: LaunchOptions, servers: LocalServers, sup: Supervisor) -> None:

@@ -30,6 +30,23 @@ def port_taken(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+#: AMQP 0-9-1's protocol header: a broker that takes connections answers it with Connection.Start.
+_AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
+
+
+def amqp_greets(port: int, timeout: float = 2.0) -> bool:
+    """Whether the broker on 127.0.0.1:port answers a client's protocol header with a method
+    frame (Connection.Start). A node still booting accepts the TCP connection and closes it
+    before a byte is read: a listening port alone does not mean a client can connect."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(_AMQP_HEADER)
+            frame = s.recv(7)
+    except OSError:
+        return False
+    return len(frame) == 7 and frame[0] == 1  # frame type 1: a method, on channel 0
+
+
 def log_tail(path: Path, lines: int = 30) -> str:
     """The last lines of a log file, for error messages."""
     try:

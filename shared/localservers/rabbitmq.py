@@ -18,6 +18,7 @@ from shared.localservers.processes import (
     _as_user,
     _chown,
     _chown_tree,
+    amqp_greets,
     log_tail,
     pid_alive,
     port_taken,
@@ -256,7 +257,8 @@ class RabbitMQNode:
                     + "\n"
                     + log_tail(self.rabbit_dir / "log" / "startup.log")
                 )
-            if port_taken(self.amqp_port):
+            # the UI answers before the node takes AMQP clients (a restart on its old data)
+            if amqp_greets(self.amqp_port):
                 with contextlib.suppress(httpx.HTTPError):
                     r = httpx.get(
                         f"{self.management_url}api/overview",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import httpx
@@ -13,6 +14,9 @@ from faststream.rabbit import RabbitExchange
 
 from shared import topology
 from shared.roles.common import amqp_user
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractConnection
 
 
 @dataclass(frozen=True)
@@ -127,8 +131,6 @@ def grant_vhost(
 
 async def declare_topology(amqp_url: str, partitions: int, hold_ttl: int, window: int) -> None:
     """Declare every exchange and queue as the operator, before the processes start."""
-    import aio_pika
-
     from shared.bus import declare_topology as declare
     from shared.settings import Settings
 
@@ -138,6 +140,28 @@ async def declare_topology(amqp_url: str, partitions: int, hold_ttl: int, window
         hold_ttl_seconds=hold_ttl,
         payment_window_seconds=window,
     )
-    connection = await aio_pika.connect(amqp_url, timeout=10)
+    connection = await _connect_when_ready(amqp_url)
     async with connection:
         await declare(await connection.channel(), settings)
+
+
+async def _connect_when_ready(amqp_url: str, wait: float = 30.0) -> AbstractConnection:
+    """An operator's connection, retried for `wait` seconds while the broker drops it unopened
+    (a node still booting on its old data accepts the socket and closes it); a refused login is
+    not retried."""
+    import asyncio
+    import time
+
+    import aio_pika
+    from aio_pika.exceptions import AMQPConnectionError, ProbableAuthenticationError
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return await aio_pika.connect(amqp_url, timeout=10)
+        except ProbableAuthenticationError:
+            raise
+        except (OSError, asyncio.IncompleteReadError, AMQPConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
