@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from faststream.rabbit import RabbitBroker, TestRabbitBroker
+from faststream.rabbit import RabbitBroker, RabbitExchange, TestRabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,6 +35,8 @@ class RecordingBus:
     """The worker's outgoing side: what it publishes after its commit."""
 
     published: list[Published] = field(default_factory=list)
+    #: transient events (stock levels), sent without a confirm
+    notified: list[Published] = field(default_factory=list)
 
     @property
     def is_open(self) -> bool:
@@ -44,6 +46,9 @@ class RecordingBus:
         self, message: BaseModel, *, exchange: str, routing_key: str, **kw: Any
     ) -> None:
         self.published.append(Published(message, exchange, routing_key))
+
+    async def notify(self, message: BaseModel, *, exchange: str, routing_key: str = "") -> None:
+        self.notified.append(Published(message, exchange, routing_key))
 
     async def close(self) -> None:
         """Nothing to close."""
@@ -60,12 +65,15 @@ class Worker:
     #: what reached the dead queue: each body and its headers (the reason among them)
     dead: list[tuple[bytes, dict[str, Any]]]
 
+    #: where the gateway publishes this worker's commands
+    exchange: RabbitExchange = topology.COMMANDS_EXCHANGE
+
     async def send(self, command: BaseModel, **properties: Any) -> bytes:
         """Deliver a command as the gateway's Bus encodes it; the worker's raw reply."""
         reply = await self.broker.request(
             encode(command, **properties),
             queue=self.queue,
-            exchange=topology.COMMANDS_EXCHANGE,
+            exchange=self.exchange,
             timeout=5,
         )
         body: bytes = reply.body
@@ -75,9 +83,7 @@ class Worker:
         """Deliver a command nobody waits for; a failure of the subscriber (after it settled
         the message) is what the broker sees, not the test."""
         with contextlib.suppress(Exception):
-            await self.broker.publish(
-                encode(command), queue=self.queue, exchange=topology.COMMANDS_EXCHANGE
-            )
+            await self.broker.publish(encode(command), queue=self.queue, exchange=self.exchange)
 
 
 Register = Callable[[RabbitBroker, WorkerContext], None]
@@ -85,7 +91,11 @@ Register = Callable[[RabbitBroker, WorkerContext], None]
 
 @asynccontextmanager
 async def subscribed(
-    name: str, register: Register, queue: str, settings: Settings | None = None
+    name: str,
+    register: Register,
+    queue: str,
+    settings: Settings | None = None,
+    exchange: RabbitExchange = topology.COMMANDS_EXCHANGE,
 ) -> AsyncIterator[Worker]:
     """The worker `name`'s subscribers, registered as its process does, on a test broker."""
     settings = settings or settings_of(transient_retry_seconds=0)
@@ -108,4 +118,4 @@ async def subscribed(
 
     async with TestRabbitBroker(broker) as test_broker:
         ctx.started = True
-        yield Worker(test_broker, bus, ctx, queue, dead)
+        yield Worker(test_broker, bus, ctx, queue, dead, exchange)
