@@ -1,9 +1,16 @@
 """Holds for one partition, coalesced per gateway process into one PlaceHolds message.
 
-A hold waits at most `linger` seconds (or until `max_batch` are waiting) and goes out in one
-envelope with everyone else's; the partition answers once, with each hold's own reply. At most
-`max_in_flight` envelopes per partition are unanswered at a time; past `max_waiting` holds
-queued behind them, the gateway is overloaded (429).
+An envelope leaves when `max_batch` holds are waiting, or `linger` seconds after it could
+leave: after its first hold arrived when no envelope of the partition is unanswered, after a
+slot came free when `max_in_flight` were. The partition answers once, with each hold's own
+reply; past `max_waiting` holds queued, the gateway is overloaded (429).
+
+Under load, waiting `linger` after each answer is what fills envelopes: without it the next one
+leaves at once with whatever arrived during one round trip (about 20 holds at 100 connections),
+and every envelope costs the same publishes, confirms and deliveries however few holds it
+carries. Measured on 2 cores at 100 connections (`./dev bench --scenarios headline,baselines`,
+two rounds each, alternating): 2,330 / 2,566 holds/s leaving at once, 3,484 / 3,739 after 2 ms,
+3,796 / 3,862 after 5 ms (the default); a third less CPU per hold; 20 ms starves the partition.
 """
 
 from __future__ import annotations
@@ -133,5 +140,10 @@ class HoldCoalescer:
                     future.set_exception(exc)
         finally:
             p.in_flight -= 1
-            if p.waiting and p.timer is None:
+            if len(p.waiting) >= self.max_batch:
                 self._flush(routing_key)
+            elif p.waiting and p.timer is None:
+                # a slot is free: gather for `linger` first, as a first hold would
+                p.timer = asyncio.get_running_loop().call_later(
+                    self.linger, self._flush, routing_key
+                )

@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     inventory_batch_size: int = Field(default=100, ge=1, le=1000)
     #: The gateway coalesces holds per partition: the longest a hold waits for company, the
     #: most holds in one envelope, and envelopes unanswered at once per partition.
-    hold_batch_wait_ms: float = Field(default=2.0, ge=0, le=100)
+    hold_batch_wait_ms: float = Field(default=5.0, ge=0, le=100)
     hold_batch_size: int = Field(default=200, ge=1, le=500)
     hold_batches_in_flight: int = Field(default=1, ge=1, le=64)
     #: Holds waiting behind them per partition before the gateway answers 429 overloaded.
