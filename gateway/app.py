@@ -12,9 +12,9 @@ from wsgiref.simple_server import WSGIServer
 from fastapi import APIRouter, FastAPI
 from prometheus_client import start_http_server
 
-from gateway import contract, docs, problems
+from gateway import docs, openapi, problems
 from gateway.availability import Streams
-from gateway.pages import ProductReads
+from gateway.product_reads import ProductReads
 from gateway.routes import health, holds, orders, payments, products, stream
 from gateway.rpc import Requester
 from shared.bus import Bus
@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False},
     )
     problems.install(app)
-    contract.install(app, settings)
+    openapi.install(app, settings)
     health_router = health.router
     if settings.env == "production":
         # Metrics are for the operators' scraper on FLASHSALE_METRICS_PORT, not the API port.

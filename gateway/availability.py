@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.pages import ProductReads, iso
+from gateway.pages import iso
+from gateway.product_reads import ProductReads
 from gateway.snapshot import StockSnapshot
 from shared.metrics import AVAILABILITY_STREAMS
 

@@ -29,8 +29,9 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from gateway.deps import authenticate, customer_throttle, storefronts_in
-from gateway.pages import ProductReads, exact_asked, iso
+from gateway.pages import exact_asked, iso
 from gateway.problems import Problem, problem_response
+from gateway.product_reads import ProductReads
 from gateway.routes.holds import begin_hold, hold_result, new_hold
 from gateway.schemas import HoldIn
 from gateway.storefronts import throttle

@@ -16,8 +16,8 @@ from gateway import pages
 from gateway.contract import link, problems
 from gateway.deps import ADMIN_DETAILS, AdminDep, EngineDep, IdempotencyKey, RequesterDep
 from gateway.idempotency import command_id
-from gateway.pages import ProductReads
 from gateway.problems import Problem
+from gateway.product_reads import ProductReads
 from gateway.schemas import MAX_STOCK, ProductIn, ProductOut, RestockIn
 from gateway.snapshot import Reading
 from shared.db import queries

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.app import create_app
 from gateway.availability import Streams
 from gateway.fastlane import FastLane
-from gateway.pages import ProductReads
+from gateway.product_reads import ProductReads
 from gateway.rpc import Requester
 from shared.bus import Bus
 from shared.settings import Settings

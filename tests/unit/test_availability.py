@@ -13,7 +13,7 @@ import pytest
 
 from gateway.availability import Availability, Full, Streams
 from gateway.frontdoor import wants_events
-from gateway.pages import ProductReads
+from gateway.product_reads import ProductReads
 from gateway.snapshot import Reading, StockSnapshot
 from shared.messages import Level
 
