@@ -136,12 +136,18 @@ class RabbitMQNode:
         _chown(self.rabbit_dir, RABBIT_USER, 0o700)  # its configuration has the operator's password
 
     def rabbit_pid(self) -> int | None:
-        """Pid of the running node, if its pid file names a live process."""
+        """Pid of the running node: its launch script, if the pid file names a live process
+        that still leads a process group of its own, as the script does (a pid the kernel has
+        given since to another process, or to a thread, mostly does not)."""
         try:
             pid = int(self.rabbit_pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if pid_alive(pid) else None
+        try:
+            leads = os.getpgid(pid) == pid
+        except ProcessLookupError:
+            return None
+        return pid if leads and pid_alive(pid) else None
 
     def start_rabbit(self, timeout: float = 90.0, provision: bool = True) -> int:
         """Start the node (or find it running), wait until AMQP and the UI answer, and give
