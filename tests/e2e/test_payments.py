@@ -11,8 +11,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.bus import Bus
+from shared.db.session import make_engine
 from shared.db.tables import payment_events
-from tests.harness import isolated_system, wait_for
+from shared.messages import RecordPayment, utcnow
+from shared.settings import Settings
+from tests.harness import System, isolated_system, wait_for
 from tests.helpers import (
     assert_problem,
     assert_stock_conserved,
@@ -21,6 +25,7 @@ from tests.helpers import (
     post_webhook,
 )
 from tests.servers import ServerSet
+from workers.payments import handlers, store
 
 pytestmark = pytest.mark.e2e
 
@@ -139,6 +144,84 @@ async def test_parallel_first_deliveries_of_one_failed_webhook_release_stock_onc
     body = {"idempotency_key": _key(), "order_id": order["order_id"], "status": "failed"}
     answers = await asyncio.gather(*[post_webhook(client, body) for _ in range(10)])
     assert [r.json()["result"] for r in answers].count("applied") == 1
+    ledger = await assert_stock_conserved(engine, product["id"])
+    assert ledger["available"] == 5
+
+
+async def test_a_delivery_that_read_its_event_before_another_applied_it_is_a_duplicate(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    system: System,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Parallel first deliveries of one failed webhook once answered `applied` twice. The
+    interleaving, made certain with the payments handler in this process on the real servers
+    and the system's inventory partition: delivery B reads the event unresolved and the order
+    pending; delivery A then cancels the order through the partition and writes `applied`;
+    then B goes on. B is a duplicate, the event keeps A's result, the units come back once."""
+    product, order = await _order(client, qty=3)
+    for name, value in system.env("payments").items():
+        if name.startswith("FLASHSALE_"):
+            monkeypatch.setenv(name, value)
+    settings = Settings()
+    payments_db = make_engine(settings, pool_size=2)
+    bus = Bus(settings, "payments")
+    await bus.start()
+    cmd = RecordPayment(
+        idempotency_key=_key(),
+        order_id=uuid.UUID(order["order_id"]),
+        status="failed",
+        payload={"status": "failed"},
+        payload_hash="f" * 64,
+    )
+    a_asking, b_loaded, a_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    def task() -> str:
+        current = asyncio.current_task()
+        return current.get_name() if current else ""
+
+    load, request = store.load, bus.request
+
+    async def load_then_wait(*args: Any) -> Any:
+        state = await load(*args)
+        if task() == "B":  # under the order's lock, the order pending
+            b_loaded.set()
+            await a_done.wait()
+        return state
+
+    async def request_once_b_loaded(*args: Any, **kw: Any) -> bytes:
+        if task() == "A":  # its event committed unresolved, the release not asked yet
+            a_asking.set()
+            await b_loaded.wait()
+        return await request(*args, **kw)
+
+    monkeypatch.setattr(store, "load", load_then_wait)
+    monkeypatch.setattr(bus, "request", request_once_b_loaded)
+    try:
+        a = asyncio.create_task(
+            handlers.record(payments_db, bus, settings, cmd, utcnow()), name="A"
+        )
+        await asyncio.wait_for(a_asking.wait(), 10)
+        b = asyncio.create_task(
+            handlers.record(payments_db, bus, settings, cmd, utcnow()), name="B"
+        )
+        first = await asyncio.wait_for(a, 30)
+        a_done.set()
+        second = await asyncio.wait_for(b, 30)
+    finally:
+        a_done.set()
+        b_loaded.set()
+        await bus.close()
+        await payments_db.dispose()
+    assert (first.result, second.result) == ("applied", "duplicate")
+    assert second.order_status == "cancelled"
+    async with engine.connect() as conn:
+        stored = await conn.scalar(
+            select(payment_events.c.result).where(
+                payment_events.c.idempotency_key == cmd.idempotency_key
+            )
+        )
+    assert stored == "applied"
     ledger = await assert_stock_conserved(engine, product["id"])
     assert ledger["available"] == 5
 

@@ -57,7 +57,8 @@ async def record(
             return await _apply(conn, cmd, action, state.order, now)
         order = state.order
         assert order is not None
-        await store.releasing(conn, cmd.idempotency_key, order.order_id)
+        if not await store.releasing(conn, cmd.idempotency_key, order.order_id):
+            return await _ended_meanwhile(conn, cmd)
     # Outside any transaction, through the product's partition (stock has one writer).
     body = await bus.request(
         ReleaseOrderStock(
@@ -90,10 +91,12 @@ async def _apply(
     """Every action but a release, in the event's transaction."""
     key = cmd.idempotency_key
     if action == "pending_order":
-        await store.wait_for_order(conn, key)
+        if not await store.wait_for_order(conn, key):
+            return await _ended_meanwhile(conn, cmd)
         return _reply(cmd, "pending_order", None)
     if action == "ignored":
-        await store.set_result(conn, key, "ignored", order.order_id if order else None, now)
+        if not await store.set_result(conn, key, "ignored", order.order_id if order else None, now):
+            return await _ended_meanwhile(conn, cmd)
         return _reply(cmd, "ignored", order)
     assert order is not None
     if action == "applied_again":
@@ -101,9 +104,19 @@ async def _apply(
         return _reply(cmd, "applied" if first else "duplicate", order)
     if action == "rejected":
         reason = domain.AMOUNT_MISMATCH
-        await store.set_result(conn, key, "rejected", order.order_id, now, reason)
+        if not await store.set_result(conn, key, "rejected", order.order_id, now, reason):
+            return await _ended_meanwhile(conn, cmd)
         return _reply(cmd, "rejected", order, reason)
     assert action == "mark_paid"
     result = "applied" if await store.mark_paid(conn, order.order_id, now) else "ignored"
-    await store.set_result(conn, key, result, order.order_id, now)
+    if not await store.set_result(conn, key, result, order.order_id, now):
+        return await _ended_meanwhile(conn, cmd)
     return _reply(cmd, result, await store.find_order(conn, cmd))
+
+
+async def _ended_meanwhile(conn: AsyncConnection, cmd: RecordPayment) -> PaymentRecorded:
+    """Another delivery of this event ended its story after this one read it (a failed
+    payment's release writes its result outside the order's lock): this one is a duplicate,
+    with the reason that delivery stored, and its conditional write changed nothing."""
+    stored = await store.stored_event(conn, cmd.idempotency_key)
+    return _reply(cmd, "duplicate", await store.find_order(conn, cmd), stored.reason)

@@ -40,18 +40,22 @@ async def record_event(conn: AsyncConnection, cmd: RecordPayment) -> domain.Even
     )
     if inserted.first() is not None:
         return None
+    return await stored_event(conn, cmd.idempotency_key)
+
+
+async def stored_event(conn: AsyncConnection, key: str) -> domain.EventView:
+    """The event stored under `key`, as it is now."""
     stored = (
-        (
-            await conn.execute(
-                select(payment_events).where(
-                    payment_events.c.idempotency_key == cmd.idempotency_key
-                )
-            )
-        )
+        (await conn.execute(select(payment_events).where(payment_events.c.idempotency_key == key)))
         .mappings()
         .one()
     )
     return domain.EventView(stored["payload_hash"], stored["result"], stored["reason"])
+
+
+def _unresolved() -> Any:
+    """An event whose story has not ended: no result yet, or waiting for its order."""
+    return payment_events.c.result.is_(None) | (payment_events.c.result == "pending_order")
 
 
 async def lock(conn: AsyncConnection, cmd: RecordPayment) -> None:
@@ -119,22 +123,21 @@ async def set_result(
     """The event's result, if it has none yet (or was waiting for its order): whether it did."""
     done = await conn.execute(
         update(payment_events)
-        .where(
-            payment_events.c.idempotency_key == key,
-            payment_events.c.result.is_(None) | (payment_events.c.result == "pending_order"),
-        )
+        .where(payment_events.c.idempotency_key == key, _unresolved())
         .values(result=result, reason=reason, order_id=order_id, resolved_at=now)
     )
     return bool(done.rowcount == 1)
 
 
-async def wait_for_order(conn: AsyncConnection, key: str) -> None:
-    """Keep the event until its order is created (the orders worker settles it then)."""
-    await conn.execute(
+async def wait_for_order(conn: AsyncConnection, key: str) -> bool:
+    """Keep the event until its order is created (the orders worker settles it then), unless
+    its story has ended meanwhile: whether it did."""
+    waiting = await conn.execute(
         update(payment_events)
-        .where(payment_events.c.idempotency_key == key)
+        .where(payment_events.c.idempotency_key == key, _unresolved())
         .values(result="pending_order")
     )
+    return bool(waiting.rowcount == 1)
 
 
 async def mark_paid(conn: AsyncConnection, order_id: uuid.UUID, now: datetime) -> bool:
@@ -152,11 +155,14 @@ async def mark_paid(conn: AsyncConnection, order_id: uuid.UUID, now: datetime) -
     return bool(paid.rowcount == 1)
 
 
-async def releasing(conn: AsyncConnection, key: str, order_id: uuid.UUID) -> None:
+async def releasing(conn: AsyncConnection, key: str, order_id: uuid.UUID) -> bool:
     """A failed payment on its way to cancel the order: committed with no result, so that a
-    crash before the partition answers resumes from here on the next delivery."""
-    await conn.execute(
+    crash before the partition answers resumes from here on the next delivery. Not when its
+    story has ended meanwhile (another delivery of it, resuming too, applied it and wrote the
+    result after this one read the event): whether it is."""
+    going = await conn.execute(
         update(payment_events)
-        .where(payment_events.c.idempotency_key == key)
+        .where(payment_events.c.idempotency_key == key, _unresolved())
         .values(order_id=order_id, result=None)
     )
+    return bool(going.rowcount == 1)
