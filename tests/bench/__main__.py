@@ -88,12 +88,31 @@ def _parser() -> argparse.ArgumentParser:
         help=f"gateway processes of this project (default {gateways}, as `flashsale up`)",
     )
     parser.add_argument(
+        "--set",
+        dest="settings",
+        metavar="NAME=VALUE",
+        type=_setting,
+        action="append",
+        default=[],
+        help="a setting of this project's processes for this run, e.g.\n"
+        "FLASHSALE_HOLD_BATCH_WAIT_MS=2 (repeatable; shared/settings.py has them all)",
+    )
+    parser.add_argument(
         "--json", type=Path, default=OUT / "bench.json", help="default: .local/bench/bench.json"
     )
     parser.add_argument(
         "--png", type=Path, default=OUT / "bench.png", help="default: .local/bench/bench.png"
     )
     return parser
+
+
+def _setting(text: str) -> tuple[str, str]:
+    """`FLASHSALE_NAME=value`, checked against the settings the processes read."""
+    name, eq, value = text.partition("=")
+    field = name.removeprefix("FLASHSALE_").lower()
+    if not eq or not name.startswith("FLASHSALE_") or field not in Settings.model_fields:
+        raise argparse.ArgumentTypeError(f"not a FLASHSALE_NAME=VALUE setting: {text!r}")
+    return name, value
 
 
 def bench(args: argparse.Namespace, chosen: set[str], results: dict[str, Any]) -> None:
@@ -190,6 +209,7 @@ def _shown(path: Path) -> str:
 
 def main() -> None:
     args = _parser().parse_args()
+    args.settings = dict(args.settings)
     chosen = set(QUICK if args.quick else args.scenarios.split(","))
     unknown = chosen - set(SCENARIOS)
     if unknown:

@@ -22,14 +22,20 @@ LONG_TTL_SECONDS = 3600
 BOTTOMLESS = 100_000_000
 
 
-def start(servers: ServerSet, ttl_seconds: int, inventory_workers: int, gateways: int) -> System:
+def start(
+    servers: ServerSet,
+    ttl_seconds: int,
+    inventory_workers: int,
+    gateways: int,
+    settings: dict[str, str] | None = None,
+) -> System:
     """The project's gateway and worker processes, as the tests start them, with the
-    deployment's least-privilege roles."""
+    deployment's least-privilege roles, and `settings` (FLASHSALE_* names) over the defaults."""
     return System.on(
         servers,
         workers={"inventory": inventory_workers, "orders": 1, "payments": 1},
         gateways=gateways,
-        overrides={"FLASHSALE_HOLD_TTL_SECONDS": str(ttl_seconds)},
+        overrides={**(settings or {}), "FLASHSALE_HOLD_TTL_SECONDS": str(ttl_seconds)},
     ).start()
 
 

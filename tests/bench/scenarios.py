@@ -36,7 +36,7 @@ def _settled(run: wrk.Run) -> dict[str, Any]:
 def running(
     servers: server_sources.ServerSet, ttl: int, args: argparse.Namespace
 ) -> Iterator[System]:
-    system = project.start(servers, ttl, args.inventory_workers, args.gateways)
+    system = project.start(servers, ttl, args.inventory_workers, args.gateways, args.settings)
     try:
         yield system
     finally:
