@@ -69,7 +69,14 @@ class RabbitMQNode:
 
     @property
     def rabbit_pid_file(self) -> Path:
+        """RabbitMQ's own (RABBITMQ_PID_FILE): a node restarting on its data writes the pid
+        of its Erlang VM there, which is not the launch script."""
         return self.rabbit_dir / "node.pid"
+
+    @property
+    def launch_pid_file(self) -> Path:
+        """The launch script's pid, written by whoever started the node; RabbitMQ leaves it."""
+        return self.rabbit_dir / "launch.pid"
 
     # ---- start and stop ---------------------------------------------------------------
     def _rabbit_env(self) -> dict[str, str]:
@@ -136,11 +143,12 @@ class RabbitMQNode:
         _chown(self.rabbit_dir, RABBIT_USER, 0o700)  # its configuration has the operator's password
 
     def rabbit_pid(self) -> int | None:
-        """Pid of the running node: its launch script, if the pid file names a live process
+        """Pid of the running node: its launch script, if its pid file names a live process
         that still leads a process group of its own, as the script does (a pid the kernel has
-        given since to another process, or to a thread, mostly does not)."""
+        given since to another process, or to a thread, mostly does not). The script's group
+        holds the Erlang VM: killing the group kills the node."""
         try:
-            pid = int(self.rabbit_pid_file.read_text().strip())
+            pid = int(self.launch_pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
         try:
@@ -172,7 +180,7 @@ class RabbitMQNode:
                 start_new_session=True,
             )
             out.close()
-            self.rabbit_pid_file.write_text(str(proc.pid))
+            self.launch_pid_file.write_text(str(proc.pid))
             pid = proc.pid
         self._wait_rabbit(timeout, pid)
         if provision:
@@ -291,8 +299,9 @@ class RabbitMQNode:
         if pid is not None:
             # the pid is the server's wrapper script, which leads a session of its own
             stop_pid(pid, timeout=30, group=True)
-        with contextlib.suppress(OSError):
-            self.rabbit_pid_file.unlink()
+        for stale in (self.launch_pid_file, self.rabbit_pid_file):
+            with contextlib.suppress(OSError):
+                stale.unlink()
         if self.started_epmd and shutil.which("epmd"):
             # refused by epmd while any other node is still registered: shared nodes survive
             subprocess.run(["epmd", "-kill"], capture_output=True, check=False)

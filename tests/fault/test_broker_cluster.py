@@ -30,7 +30,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from shared import topology
 from shared.db.migrate import upgrade
 from shared.db.tables import holds, orders, payment_events
-from shared.localservers import AMQP_PASSWORD, AMQP_PASSWORDS, AMQP_USER, LocalServers, pid_alive
+from shared.localservers import (
+    AMQP_PASSWORD,
+    AMQP_PASSWORDS,
+    AMQP_USER,
+    LocalServers,
+    pid_alive,
+    port_taken,
+)
 from shared.settings import PROJECT_ROOT
 from tests.fault.throwaway import discard
 from tests.harness import System, wait_for
@@ -249,8 +256,9 @@ async def _fully_replicated(cluster: LocalServers, queue: str) -> bool:
 def _kill9(node: LocalServers) -> None:
     pid = node.rabbit_pid()
     assert pid is not None
-    os.killpg(pid, signal.SIGKILL)  # the node leads its own process group
-    while pid_alive(pid):
+    os.killpg(pid, signal.SIGKILL)  # the node's launch script leads its own process group
+    # gone when the script is, and its Erlang VM has let go of the AMQP port
+    while pid_alive(pid) or port_taken(node.amqp_port):
         time.sleep(0.05)
 
 

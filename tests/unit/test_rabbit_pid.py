@@ -1,5 +1,7 @@
-"""A node's pid file names its launch script, which leads a process group of its own; the
-tests kill a node through that group. A pid the kernel has given since to another process, or
+"""A node's launch pid file names its launch script, which leads a process group of its own
+with the Erlang VM in it; the tests kill a node through that group. RabbitMQ's own pid file
+is not it: a node restarting on its data writes its VM's pid there (which once made a cluster
+test kill a group that did not exist). A pid the kernel has given since to another process, or
 to one of a process's threads (signals to a thread id reach its process, and /proc shows it),
 is not the node: it reads as not running rather than as a live node nobody can kill."""
 
@@ -21,7 +23,7 @@ _SLEEP = [sys.executable, "-c", "import time; time.sleep(60)"]
 @pytest.fixture
 def node(tmp_path: Path) -> LocalServers:
     servers = LocalServers(tmp_path, amqp_port=1, mgmt_port=2, pg_port=3)
-    servers.rabbit_pid_file.parent.mkdir(parents=True, exist_ok=True)
+    servers.launch_pid_file.parent.mkdir(parents=True, exist_ok=True)
     return servers
 
 
@@ -38,15 +40,25 @@ def test_a_live_group_leader_is_the_running_node(
     node: LocalServers, running: list[subprocess.Popen[bytes]]
 ) -> None:
     running.append(proc := subprocess.Popen(_SLEEP, start_new_session=True))
-    node.rabbit_pid_file.write_text(str(proc.pid))
+    node.launch_pid_file.write_text(str(proc.pid))
     assert node.rabbit_pid() == proc.pid
+
+
+def test_the_vm_pid_rabbitmq_writes_on_a_restart_does_not_hide_the_node(
+    node: LocalServers, running: list[subprocess.Popen[bytes]]
+) -> None:
+    running.append(script := subprocess.Popen(_SLEEP, start_new_session=True))
+    running.append(vm := subprocess.Popen(_SLEEP))  # not a group leader, as the VM is not
+    node.launch_pid_file.write_text(str(script.pid))
+    node.rabbit_pid_file.write_text(str(vm.pid))  # RABBITMQ_PID_FILE, after a restart
+    assert node.rabbit_pid() == script.pid
 
 
 def test_a_live_process_in_another_group_is_not_the_node(
     node: LocalServers, running: list[subprocess.Popen[bytes]]
 ) -> None:
     running.append(proc := subprocess.Popen(_SLEEP))  # in this process's group
-    node.rabbit_pid_file.write_text(str(proc.pid))
+    node.launch_pid_file.write_text(str(proc.pid))
     assert node.rabbit_pid() is None
 
 
@@ -62,7 +74,7 @@ def test_a_thread_id_is_not_the_node(node: LocalServers) -> None:
     try:
         while not tid:
             stop.wait(0.01)
-        node.rabbit_pid_file.write_text(str(tid[0]))
+        node.launch_pid_file.write_text(str(tid[0]))
         assert node.rabbit_pid() is None
     finally:
         stop.set()
@@ -74,5 +86,5 @@ def test_a_pid_nobody_has_or_no_file_is_not_running(node: LocalServers) -> None:
     proc = subprocess.Popen(_SLEEP, start_new_session=True)
     proc.kill()
     proc.wait()
-    node.rabbit_pid_file.write_text(str(proc.pid))
+    node.launch_pid_file.write_text(str(proc.pid))
     assert node.rabbit_pid() is None
