@@ -1,16 +1,22 @@
 """Holds for one partition, coalesced per gateway process into one PlaceHolds message.
 
-An envelope leaves when `max_batch` holds are waiting, or `linger` seconds after it could
-leave: after its first hold arrived when no envelope of the partition is unanswered, after a
-slot came free when `max_in_flight` were. The partition answers once, with each hold's own
-reply; past `max_waiting` holds queued, the gateway is overloaded (429).
+An envelope leaves when it can (fewer than `max_in_flight` of the partition's envelopes are
+unanswered) and one of these holds: `max_batch` holds are waiting; as many are waiting as were
+in the partition's last answered envelope and waiting behind it when it was answered;
+`linger` seconds have passed since it could leave (after its first hold arrived, or after a
+slot came free). The partition answers once, with each hold's own reply; past `max_waiting`
+holds queued, the gateway is overloaded (429).
 
-Under load, waiting `linger` after each answer is what fills envelopes: without it the next one
-leaves at once with whatever arrived during one round trip (about 20 holds at 100 connections),
-and every envelope costs the same publishes, confirms and deliveries however few holds it
-carries. Measured on 2 cores at 100 connections (`./dev bench --scenarios headline,baselines`,
-two rounds each, alternating): 2,330 / 2,566 holds/s leaving at once, 3,484 / 3,739 after 2 ms,
-3,796 / 3,862 after 5 ms (the default); a third less CPU per hold; 20 ms starves the partition.
+Under load, gathering after each answer is what fills envelopes: without it the next one
+leaves at once with whatever arrived during one round trip (about 20 holds at 100
+connections), and every envelope costs the same publishes, confirms and deliveries however
+few holds it carries. Measured on 2 cores at 100 connections (`./dev bench --scenarios
+headline,baselines`, two rounds each, alternating): 2,330 / 2,566 holds/s leaving at once,
+3,484 / 3,739 after 2 ms, 3,796 / 3,862 after 5 ms (the default); a third less CPU per hold;
+20 ms starves the partition. Leaving as soon as everyone counted at the answer is waiting
+again spares the rest of the wait when clients ask again as soon as they are answered (they
+cannot ask before: so many is all there will be); a client that went away only costs the
+linger, as before.
 """
 
 from __future__ import annotations
@@ -51,6 +57,9 @@ class _Partition:
     waiting: list[_Waiting] = field(default_factory=list)
     in_flight: int = 0
     timer: asyncio.TimerHandle | None = None
+    #: holds of the last answered envelope and those waiting behind it at its answer (none
+    #: yet: `max_batch`)
+    expected: int = 0
 
 
 class HoldCoalescer:
@@ -92,11 +101,15 @@ class HoldCoalescer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[HoldReply] = loop.create_future()
         p.waiting.append((cmd, future, tracing.current_span() if tracing.enabled else None))
-        if len(p.waiting) >= self.max_batch:
+        if len(p.waiting) >= self._enough(p):
             self._flush(routing_key)
         elif p.timer is None:
             p.timer = loop.call_later(self.linger, self._flush, routing_key)
         return future
+
+    def _enough(self, p: _Partition) -> int:
+        """Holds waiting that make an envelope leave without the linger."""
+        return min(self.max_batch, p.expected or self.max_batch)
 
     def _flush(self, routing_key: str) -> None:
         p = self._partitions[routing_key]
@@ -140,7 +153,8 @@ class HoldCoalescer:
                     future.set_exception(exc)
         finally:
             p.in_flight -= 1
-            if len(p.waiting) >= self.max_batch:
+            p.expected = len(batch) + len(p.waiting)
+            if len(p.waiting) >= self._enough(p):
                 self._flush(routing_key)
             elif p.waiting and p.timer is None:
                 # a slot is free: gather for `linger` first, as a first hold would

@@ -61,19 +61,47 @@ async def _turns(n: int = 5) -> None:
 async def test_holds_waiting_behind_an_answer_gather_for_linger_after_it() -> None:
     partition = Partition()
     coalescer = HoldCoalescer(partition, linger=0.05, max_batch=50, max_in_flight=1)
-    first = coalescer.submit(_hold(), KEY)
+    first = [coalescer.submit(_hold(), KEY) for _ in range(4)]
     envelope = await partition.next_envelope()
-    behind = [coalescer.submit(_hold(), KEY) for _ in range(3)]
+    assert len(envelope.holds) == 4
+    behind = [coalescer.submit(_hold(), KEY) for _ in range(2)]
     await asyncio.sleep(0.1)  # a round trip longer than the linger: theirs is over meanwhile
     partition.answer(envelope)
-    await first
+    await asyncio.gather(*first)
     await _turns()
     assert len(partition.sent) == 1, "the next envelope left at once instead of gathering"
-    later = [coalescer.submit(_hold(), KEY) for _ in range(2)]  # arrive during the wait
+    later = [coalescer.submit(_hold(), KEY)]  # arrives during the wait: 3, fewer than 4
     second = await partition.next_envelope()
-    assert len(second.holds) == 5
+    assert len(second.holds) == 3
     partition.answer(second)
     await asyncio.gather(*behind, *later)
+
+
+async def test_everyone_counted_at_an_answer_waiting_again_leaves_without_the_linger() -> None:
+    partition = Partition()
+    coalescer = HoldCoalescer(partition, linger=0.01, max_batch=50, max_in_flight=1)
+    first = [coalescer.submit(_hold(), KEY) for _ in range(3)]
+    envelope = await partition.next_envelope()
+    coalescer.linger = 30  # from here on, only the count can make an envelope leave in time
+    behind = [coalescer.submit(_hold(), KEY)]
+    partition.answer(envelope)  # counted: its 3 and the 1 behind it
+    await asyncio.gather(*first)
+    behind += [coalescer.submit(_hold(), KEY) for _ in range(2)]  # 2 of the 3 answered are back
+    await _turns()
+    assert len(partition.sent) == 1, "left before everyone counted at the answer was back"
+    behind.append(coalescer.submit(_hold(), KEY))  # and the third: 4 waiting
+    second = await asyncio.wait_for(partition.next_envelope(), 1)  # long before the 30 s
+    assert len(second.holds) == 4
+    more = [coalescer.submit(_hold(), KEY) for _ in range(4)]  # as many, while it is unanswered
+    await _turns()
+    assert len(partition.sent) == 2, "an envelope left while the partition's one was unanswered"
+    partition.answer(second)  # counted: its 4 and the 4 behind it
+    await asyncio.gather(*behind)
+    more += [coalescer.submit(_hold(), KEY) for _ in range(4)]
+    third = await asyncio.wait_for(partition.next_envelope(), 1)
+    assert len(third.holds) == 8
+    partition.answer(third)
+    await asyncio.gather(*more)
 
 
 async def test_a_full_envelope_waiting_behind_an_answer_leaves_at_once() -> None:
