@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -23,6 +22,7 @@ from gateway.rpc import Requester, hold_problem
 from gateway.schemas import HoldIn, HoldOut
 from shared.db import queries
 from shared.holds import hold_is_live
+from shared.ids import random_uuid
 from shared.messages import HoldPlaced, HoldReply, PlaceHold, utcnow
 from shared.messages.replies import HoldRefusalReason
 from shared.metrics import GATEWAY_HOLDS_REFUSED
@@ -157,7 +157,7 @@ def begin_hold(
         raise _refused("insufficient_stock", body.product_id, available)
     cmd = PlaceHold(
         # random: the Idempotency-Key finds a stored hold, it never computes an id
-        hold_id=uuid.uuid4(),
+        hold_id=random_uuid(),
         product_id=body.product_id,
         qty=body.qty,
         customer_id=body.customer_id,

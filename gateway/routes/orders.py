@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -15,6 +14,7 @@ from gateway.problems import Problem, infrastructure_fault, outage_answered
 from gateway.schemas import OrderIn, OrderOut, OrderProcessing
 from shared.bus import ReplyTimeout
 from shared.db import queries
+from shared.ids import random_uuid
 from shared.messages import CreateOrder, OrderCreated
 
 #: The database is down before anything was asked of a worker.
@@ -83,7 +83,7 @@ async def create_order(
             response.headers["Location"] = f"/api/orders/{existing['order_id']}"
             return existing
     # random: the Idempotency-Key finds a stored order, it never computes an id
-    order_id = uuid.uuid4()
+    order_id = random_uuid()
     cmd = CreateOrder(
         order_id=order_id,
         hold_id=hold_id,

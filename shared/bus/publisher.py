@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ from pydantic import BaseModel
 
 from shared import topology, tracing
 from shared.bus.connection import connect, declare_topology
+from shared.ids import random_uuid
 from shared.metrics import count_publish
 from shared.settings import Settings
 
@@ -228,7 +228,7 @@ class Bus:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        correlation_id = uuid.uuid4().hex
+        correlation_id = random_uuid().hex
         fut: asyncio.Future[bytes] = loop.create_future()
         self._futures[correlation_id] = fut
         try:

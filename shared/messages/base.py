@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.ids import random_uuid
+
 
 def utcnow() -> datetime:
     """Timezone-aware now; the only clock messages use by default."""
@@ -19,7 +21,7 @@ class Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     message_id: uuid.UUID = Field(
-        default_factory=uuid.uuid4, description="Unique id; redeliveries carry the same one."
+        default_factory=random_uuid, description="Unique id; redeliveries carry the same one."
     )
     occurred_at: datetime = Field(default_factory=utcnow, description="When it was created.")
 
