@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import os
 import socket
@@ -206,11 +207,22 @@ def guarded(
     broker: RabbitBroker, ctx: WorkerContext, queue: str
 ) -> Callable[[Handler[C, R]], Handler[C, R]]:
     """The failure handling of a subscriber on `queue`, put between `broker.subscriber` and
-    a handler `(command, message)` (FastStream still reads the handler's own signature)."""
+    a handler `(command, message)`.
+
+    FastStream reads the handler's own signature, but its command only: the delivery is taken
+    from FastStream's context here. A `message` parameter for FastStream to fill is resolved
+    by fast_depends in a worker thread (its context resolver is synchronous), once per
+    delivery: a thread hop on every message, and the deliveries of a partition then reached
+    its handler in the order their threads finished, not the queue's (a burst of 50 holds and
+    a restock behind them had a hold decided after the restock in a full run).
+    """
 
     def wrap(handler: Handler[C, R]) -> Handler[C, R]:
         @functools.wraps(handler)
-        async def consume(command: C, message: RabbitMessage) -> R:
+        async def consume(command: C, message: RabbitMessage | None = None) -> R:
+            if message is None:
+                message = broker.context.get_local("message")
+            assert message is not None, "called outside a delivery"
             started = time.monotonic()
             try:
                 return await handler(command, message)
@@ -218,6 +230,10 @@ def guarded(
                 failed = exc
             return await _recover(broker, ctx, queue, handler, command, message, failed, started)
 
+        own = inspect.signature(handler)
+        consume.__signature__ = own.replace(  # type: ignore[attr-defined]
+            parameters=list(own.parameters.values())[:1]
+        )
         return consume
 
     return wrap

@@ -5,8 +5,12 @@ products moved meanwhile (another consumer during a failover, a redelivery)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -152,5 +156,56 @@ async def test_consumers_overlapping_on_a_product_sell_its_stock_exactly_once(
 
     placed = await asyncio.gather(*(consumer() for _ in range(3)))
     assert sum(placed) == stock
+    available, _, count = await _state(engine, product_id)
+    assert (available, count) == (0, stock)
+
+
+async def test_consumer_processes_overlapping_on_a_product_sell_its_stock_exactly_once(
+    engine: AsyncEngine, settings: Settings, tmp_path: Path
+) -> None:
+    """The same race between processes, as a failover has it: three consumer processes, each
+    with its own pool and its own idea of the product, started together, decide batches of the
+    same product until it is sold out (tests/integration/overlapping_consumer.py)."""
+    stock = 300
+    product_id = await _product(engine, stock)
+    go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{i}" for i in range(3)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.integration.overlapping_consumer",
+                settings.database_url,
+                str(product_id),
+                str(path),
+                str(go),
+            ],
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for path in ready
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not all(path.exists() for path in ready):
+            ended = [p for p in procs if p.poll() is not None]
+            assert not ended, f"a consumer ended before the start: {ended[0].communicate()[1]}"
+            assert time.monotonic() < deadline, "the consumers were not ready within 60 s"
+            await asyncio.sleep(0.02)
+        go.touch()
+        outputs = [await asyncio.to_thread(p.communicate, timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err
+    placed = [int(out.split()[-1]) for out, _ in outputs]
+    assert sum(placed) == stock, placed
+    assert sum(1 for n in placed if n) >= 2, f"the consumers did not overlap: {placed}"
     available, _, count = await _state(engine, product_id)
     assert (available, count) == (0, stock)

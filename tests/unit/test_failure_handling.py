@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import anyio.to_thread
 import pytest
 from faststream.rabbit import RabbitBroker, RabbitQueue, TestRabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
@@ -223,3 +224,35 @@ async def test_faststream_still_reads_the_handlers_own_signature() -> None:
         await asyncio.sleep(0)
     assert [h["flashsale-error"] for h in dead] == ["too many"]
     assert len(engine.statements) == 1
+
+
+async def test_a_delivery_reaches_its_guarded_handler_without_a_thread_hop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The delivery comes from FastStream's context, not from a parameter fast_depends would
+    resolve in a worker thread: a thread hop per message, and deliveries overtaking each
+    other on their way to a partition's batcher."""
+    hops: list[Any] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(func)
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    broker = RabbitBroker()
+    ctx, _ = _ctx()
+    seen: list[tuple[PlaceHold, str | None]] = []
+    queue = RabbitQueue(QUEUE)
+
+    @broker.subscriber(queue)
+    @failures.guarded(broker, ctx, QUEUE)
+    async def on_command(command: PlaceHold, message: RabbitMessage) -> None:
+        seen.append((command, message.raw_message.message_id))
+
+    async with TestRabbitBroker(broker) as test:
+        commands = [_command() for _ in range(5)]
+        for command in commands:
+            await test.publish(command, queue, message_id=str(command.message_id))
+    assert seen == [(c, str(c.message_id)) for c in commands]  # each with its own delivery
+    assert hops == []
