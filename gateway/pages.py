@@ -55,6 +55,8 @@ def iso(value: datetime | None) -> str | None:
     """A timestamp as the rest of the API writes it (UTC, `Z`)."""
     if value is None:
         return None
+    if value.tzinfo is None:  # asyncpg reads a stored -infinity/infinity as naive min/max
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 

@@ -26,6 +26,7 @@ pipelined behind such a hold waits its turn, as behind any answer in progress.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, ClassVar
 
 import httptools
@@ -59,6 +60,8 @@ from gateway.problems import problem_bytes
 from gateway.shedding import TICK_SECONDS, InFlightBound
 from shared.metrics import FRONT_DOOR_REFUSALS
 from shared.settings import Settings
+
+log = logging.getLogger("gateway")
 
 
 class _HoldBeingAnswered:
@@ -264,7 +267,12 @@ class FrontDoorProtocol(HttpToolsProtocol):
         ):
             return False
         assert self.at_once is not None
-        found = self.at_once(self.url, self.headers)
+        try:
+            found = self.at_once(self.url, self.headers)
+        except Exception as exc:  # only on a bug: the application answers it, the long way
+            # Raised from here, the parser would take it for the client's and answer 400.
+            log.error("unhandled error answering %s at once", self.url[:200], exc_info=exc)
+            return False
         if found is None:
             return False
         status, rest = found

@@ -3,6 +3,7 @@ as a number, and a product whose stored data cannot be decided, each under stead
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -129,3 +130,61 @@ async def test_a_product_its_data_cannot_decide_is_refused_at_once_not_retried(
     assert any("Error" in e for e in errors), "the reason is recorded for the operator"
     await _assert_load_survived(steady, engine)  # its partition's neighbours are decided
     await assert_nothing_lost_doubled_oversold_or_stuck(engine, steady)
+
+
+async def test_a_product_whose_stored_sale_dates_are_infinite_is_shown_not_a_500(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """asyncpg reads a stored -infinity/infinity as a naive datetime.min/max: the product list
+    (one such product in a page made the whole page 500), its page from the database, and its
+    page from the snapshot (written by the server itself, where the error became a 400 "not
+    valid HTTP/1.1") all show it, with year 1 and year 9999."""
+    ended = await make_product(client, stock=3)
+    endless = await make_product(client, stock=3)
+    async with engine.begin() as conn:  # what an old gateway let in
+        await conn.execute(
+            text(
+                "UPDATE products SET sale_starts_at = '-infinity', sale_ends_at = '-infinity'"
+                " WHERE id = :id"
+            ),
+            {"id": ended["id"]},
+        )
+        await conn.execute(
+            text("UPDATE products SET sale_ends_at = 'infinity' WHERE id = :id"),
+            {"id": endless["id"]},
+        )
+    expected = {
+        ended["id"]: ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z"),
+        endless["id"]: (endless["sale_starts_at"], "9999-12-31T23:59:59.999999Z"),
+    }
+
+    def dates(product: dict[str, object]) -> tuple[object, object]:
+        return product["sale_starts_at"], product["sale_ends_at"]
+
+    for exact in ("true", "false"):
+        listed: dict[object, tuple[object, object]] = {}
+        for offset in range(0, 1_000_000, 1000):  # every page of the list, each a 200
+            r = await client.get(f"/api/products?offset={offset}&limit=1000&consistent={exact}")
+            assert r.status_code == 200, r.text
+            if not r.json():
+                break
+            listed |= {p["id"]: dates(p) for p in r.json()}
+        assert {i: listed.get(i) for i in expected} == expected
+    for product_id, want in expected.items():
+        page = f"/api/products/{product_id}"
+        r = await client.get(f"{page}?consistent=true")
+        assert r.status_code == 200, r.text
+        assert dates(r.json()) == want
+        # the read put the row in this process's snapshot: the next page is written at once
+        deadline = time.monotonic() + 10
+        while True:
+            r = await client.get(page)
+            assert r.status_code == 200, r.text
+            assert dates(r.json()) == want
+            if r.headers.get("cache-status") == "flashsale-gateway; hit":
+                break
+            assert time.monotonic() < deadline, "the page never came from the snapshot"
+            await asyncio.sleep(0.05)
+    r = await client.post("/api/holds", json={"product_id": ended["id"], "qty": 1})
+    assert_problem(r, 503, "product_unavailable")  # holds: as the test above says
+    assert await count_holds(engine, ended["id"]) == 0
