@@ -39,9 +39,10 @@ async def _serving(port: int) -> AsyncIterator[None]:
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
-        while not server.started:
-            assert not task.done(), "the server did not start"
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(10):
+            while not server.started:
+                assert not task.done(), "the server did not start"
+                await asyncio.sleep(0.01)
         yield
     finally:
         server.should_exit = True
