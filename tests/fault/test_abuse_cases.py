@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +30,47 @@ async def steady(client: httpx.AsyncClient, system: System) -> AsyncIterator[Ste
     async with SteadyLoad(system.base_url, product["id"], shoppers=3) as load:
         await load.serving()  # a cold gateway's first answers may take a while
         yield load
+
+
+OldData = Callable[..., Coroutine[Any, Any, None]]
+
+
+@pytest.fixture
+async def old_data(engine: AsyncEngine) -> AsyncIterator[OldData]:
+    """Store what an old gateway let in (raw SQL: `old_data(product_id, sale_ends_at='-infinity')`)
+    and put the products' sale dates back afterwards, so that no later test of the session (the
+    OpenAPI contract run picks existing products) meets data the gateway no longer accepts."""
+    saved: list[tuple[int, object, object]] = []
+
+    async def store(product_id: int, **dates: str) -> None:
+        assert set(dates) <= {"sale_starts_at", "sale_ends_at"}
+        async with engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    text("SELECT sale_starts_at, sale_ends_at FROM products WHERE id = :id"),
+                    {"id": product_id},
+                )
+            ).one()
+            saved.append((product_id, row.sale_starts_at, row.sale_ends_at))
+            assignments = ", ".join(
+                f"{column} = CAST(CAST(:{column} AS text) AS timestamptz)" for column in dates
+            )
+            await conn.execute(
+                text(f"UPDATE products SET {assignments} WHERE id = :id"),  # noqa: S608
+                {"id": product_id, **dates},
+            )
+
+    try:
+        yield store
+    finally:
+        async with engine.begin() as conn:
+            for product_id, starts, ends in reversed(saved):
+                await conn.execute(
+                    text(
+                        "UPDATE products SET sale_starts_at = :s, sale_ends_at = :e WHERE id = :id"
+                    ),
+                    {"id": product_id, "s": starts, "e": ends},
+                )
 
 
 async def _assert_load_survived(load: SteadyLoad, engine: AsyncEngine) -> None:
@@ -99,14 +141,10 @@ async def test_a_sale_date_is_text_with_a_timezone_within_sane_years(
 
 
 async def test_a_product_its_data_cannot_decide_is_refused_at_once_not_retried(
-    client: httpx.AsyncClient, engine: AsyncEngine, steady: SteadyLoad
+    client: httpx.AsyncClient, engine: AsyncEngine, steady: SteadyLoad, old_data: OldData
 ) -> None:
     product = await make_product(client, stock=5)
-    async with engine.begin() as conn:  # what an old gateway let in: year 1 became -infinity
-        await conn.execute(
-            text("UPDATE products SET sale_ends_at = '-infinity' WHERE id = :id"),
-            {"id": product["id"]},
-        )
+    await old_data(product["id"], sale_ends_at="-infinity")  # an old gateway's year 1
     started = time.monotonic()
     r = await client.post("/api/holds", json={"product_id": product["id"], "qty": 1})
     elapsed = time.monotonic() - started
@@ -133,7 +171,7 @@ async def test_a_product_its_data_cannot_decide_is_refused_at_once_not_retried(
 
 
 async def test_a_product_whose_stored_sale_dates_are_infinite_is_shown_not_a_500(
-    client: httpx.AsyncClient, engine: AsyncEngine
+    client: httpx.AsyncClient, engine: AsyncEngine, old_data: OldData
 ) -> None:
     """asyncpg reads a stored -infinity/infinity as a naive datetime.min/max: the product list
     (one such product in a page made the whole page 500), its page from the database, and its
@@ -141,18 +179,8 @@ async def test_a_product_whose_stored_sale_dates_are_infinite_is_shown_not_a_500
     valid HTTP/1.1") all show it, with year 1 and year 9999."""
     ended = await make_product(client, stock=3)
     endless = await make_product(client, stock=3)
-    async with engine.begin() as conn:  # what an old gateway let in
-        await conn.execute(
-            text(
-                "UPDATE products SET sale_starts_at = '-infinity', sale_ends_at = '-infinity'"
-                " WHERE id = :id"
-            ),
-            {"id": ended["id"]},
-        )
-        await conn.execute(
-            text("UPDATE products SET sale_ends_at = 'infinity' WHERE id = :id"),
-            {"id": endless["id"]},
-        )
+    await old_data(ended["id"], sale_starts_at="-infinity", sale_ends_at="-infinity")
+    await old_data(endless["id"], sale_ends_at="infinity")
     expected = {
         ended["id"]: ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z"),
         endless["id"]: (endless["sale_starts_at"], "9999-12-31T23:59:59.999999Z"),
