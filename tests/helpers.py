@@ -136,3 +136,11 @@ def assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert body["code"] == code, body
     assert body["status"] == status and body["title"] and body["type"] and body["detail"], body
     return body
+
+
+def consumer_connection(consumer: dict[str, Any]) -> str | None:
+    """The connection name of a consumer listed by the management API, or None while the stats
+    of its channel are not (or no longer) known: the API then gives `channel_details: []`, as
+    just after a node was killed. The caller asks again."""
+    details = consumer.get("channel_details")
+    return details.get("connection_name") if isinstance(details, dict) else None

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.harness import ADMIN_TOKEN, System, isolated_system, wait_for
-from tests.helpers import assert_problem, make_product, post_webhook
+from tests.helpers import assert_problem, consumer_connection, make_product, post_webhook
 from tests.servers import ServerSet
 
 pytestmark = pytest.mark.e2e
@@ -202,7 +202,7 @@ async def test_a_gateway_that_lost_its_feed_reads_the_database_not_a_frozen_snap
             consumers = await mgmt.get(f"{api}/consumers/{urllib.parse.quote(vhost, safe='')}")
             return next(
                 (
-                    c["channel_details"]["connection_name"]
+                    consumer_connection(c)
                     for c in consumers.json()
                     if c["queue"]["name"].startswith("levels.")
                     and f".{b_pid}." in c["queue"]["name"]

@@ -41,7 +41,7 @@ from shared.localservers import (
 from shared.settings import PROJECT_ROOT
 from tests.fault.throwaway import discard
 from tests.harness import System, wait_for
-from tests.helpers import assert_stock_conserved, make_product, signed
+from tests.helpers import assert_stock_conserved, consumer_connection, make_product, signed
 from tests.servers import local_servers, remove_tree
 
 pytestmark = pytest.mark.fault
@@ -236,7 +236,7 @@ def _consumers(cluster: LocalServers) -> dict[int, Consumer]:
         if pid.isdigit():
             by_name[c["name"]] = (int(pid), Consumer(kind, c["node"]))
     for c in consumers:
-        if (known := by_name.get(c["channel_details"]["connection_name"])) is not None:
+        if (known := by_name.get(consumer_connection(c) or "")) is not None:
             known[1].queues.add(c["queue"]["name"])
             if c.get("active", True):
                 known[1].active.add(c["queue"]["name"])

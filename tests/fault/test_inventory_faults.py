@@ -20,6 +20,7 @@ from shared.messages import ExpireHold, PlaceHold
 from tests.harness import System, isolated_system, wait_for
 from tests.helpers import (
     assert_stock_conserved,
+    consumer_connection,
     count_holds,
     insert_hold_without_its_message,
     make_product,
@@ -168,7 +169,7 @@ def _shown_active(servers: ServerSet, partition: str, vhost: str) -> int | None:
     for c in consumers:
         queue = c["queue"]
         if queue["name"] == partition and queue["vhost"] == vhost and c.get("active", True):
-            name = given.get(c["channel_details"]["connection_name"], "")
+            name = given.get(consumer_connection(c) or "", "")
             if name.startswith("inventory-consumer-"):
                 return int(name.rsplit("-", 1)[1])
     return None
