@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -11,6 +12,30 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from shared.db.migrate import upgrade
 from tests import servers as server_sources
 from tests.harness import System
+
+#: the files that take longest (seconds, measured serially), started first when the suite runs
+#: in parallel (`-n`), so that no worker is left with one of them after the others finished
+LONGEST_FIRST = (
+    "tests/fault/test_broker_cluster.py",  # ~120: starts a 3-node cluster, loses a node
+    "tests/e2e/test_launcher.py",  # ~75: `flashsale up`, `down`, Ctrl-C
+    "tests/e2e/test_openapi_contract.py",  # ~50: schemathesis against a live gateway
+    "tests/fault/test_inventory_faults.py",
+    "tests/fault/test_process_faults.py",
+    "tests/fault/test_server_faults.py",
+    "tests/fault/test_poison_and_operator_cli.py",
+    "tests/e2e/test_readiness.py",  # starts and stops RabbitMQ twice
+    "tests/integration/test_least_privilege.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In a parallel run (an xdist worker collects), the longest files go first; `-p xdist`'s
+    `--dist loadfile --no-loadscope-reorder` then hands them out in that order. A serial run
+    keeps the order of the files on disk."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
 @pytest.fixture(scope="session")
